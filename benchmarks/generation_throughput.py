@@ -46,21 +46,29 @@ def markdown_table(rows)->str:
     return "\n".join(lines)
 
 
-def greedy_accuracy(spider, count, model):
-    "Greedy vLLM answers for the first `count` usable dev questions, judged by official execution match."
-    from reasonforge.execute import SQLExecutor
+def greedy_accuracy(spider, count, model, predictions_path=None):
+    "Greedy vLLM answers for the first `count` usable dev questions, scored with official (and lenient) execution match."
+    from reasonforge.evaluate import format_summary, score_predictions, summarize
     from reasonforge.generate import GREEDY, VLLMBackend
     questions = spider.usable[:count]
     started = time.time()
     with VLLMBackend(model, progress=True) as backend:
         prompts = [backend.prompt(spider.schema_prompt(q.db_id), q.question) for q in questions]
         answers = [c[0] for c in backend.generate(prompts, GREEDY)]
-    with SQLExecutor() as executor:
-        verdicts = executor.verify([(q.db_path, q.gold_sql, a.sql) for q, a in zip(questions, answers)])
-    correct = sum(v.exec_match for v in verdicts)
-    return {"questions": len(questions), "first_index": questions[0].index, "last_index": questions[-1].index,
-            "correct": correct, "execution_accuracy": round(correct / len(questions), 4),
-            "empty_sql": sum(not a.sql for a in answers), "seconds": round(time.time() - started, 1)}
+    sampled_seconds = time.time() - started
+    scored = score_predictions([(q.gold_sql, q.db_id) for q in questions], [a.sql for a in answers], spider.database_path,
+                               lenient=True)
+    summary = summarize(scored, lenient=True)
+    if predictions_path:
+        rows = [{"index": q.index, "db_id": q.db_id, "question": q.question, "gold_sql": q.gold_sql, "predicted_sql": a.sql,
+                 "response": a.text, "hardness": s.hardness, "exec_match": s.exec_match, "lenient_match": s.lenient_match,
+                 "error": s.error} for q, a, s in zip(questions, answers, scored)]
+        Path(predictions_path).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    row = {"questions": len(questions), "first_index": questions[0].index, "last_index": questions[-1].index,
+           "correct": sum(bool(s.exec_match) for s in scored), "execution_accuracy": round(summary["exec_accuracy"], 4),
+           "lenient_accuracy": round(summary["lenient_accuracy"], 4), "empty_sql": sum(not a.sql for a in answers),
+           "sampling_s": round(sampled_seconds, 1)}
+    return row, format_summary(summary)
 
 
 def main(argv=None):
@@ -72,6 +80,7 @@ def main(argv=None):
     parser.add_argument("--backends", default="vllm,transformers", help="comma-separated: vllm, transformers")
     parser.add_argument("--model", default=None, help="model source (default: the embedded default model)")
     parser.add_argument("--accuracy", type=int, default=0, help="also measure greedy execution accuracy on this many usable dev questions")
+    parser.add_argument("--predictions", type=Path, default=None, help="with --accuracy: write each question's prediction and verdict here (JSON lines)")
     parser.add_argument("--output", type=Path, default=None, help="write the markdown report here")
     args = parser.parse_args(argv)
 
@@ -95,8 +104,9 @@ def main(argv=None):
             print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
         report += ["", f"Settings: {json.dumps(settings.as_dict())}", "", markdown_table(rows)]
     if args.accuracy:
-        accuracy = greedy_accuracy(spider, args.accuracy, model)
-        report += ["", "Zero-shot greedy execution accuracy (vLLM, official exec match):", "", markdown_table([accuracy])]
+        accuracy, by_hardness = greedy_accuracy(spider, args.accuracy, model, args.predictions)
+        report += ["", "Zero-shot greedy execution accuracy (vLLM, official exec match; lenient alongside):", "",
+                   markdown_table([accuracy]), "", "Per hardness (official):", "", "```", by_hardness, "```"]
     text = "\n".join(report) + "\n"
     print(text)
     if args.output: args.output.write_text(text)

@@ -4,12 +4,12 @@
 
 # %% ../nbs/00_core.ipynb #57510a64
 from __future__ import annotations
-import hashlib, json, os, tempfile
+import contextlib, hashlib, json, os, signal, tempfile
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['ReasonForgeError', 'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'sha256_file', 'stable_hash',
-           'cache_dir']
+__all__ = ['FAULT_VARIABLE', 'RUNNER_VARIABLE', 'ReasonForgeError', 'atomic_write_bytes', 'atomic_write_text',
+           'atomic_write_json', 'sha256_file', 'stable_hash', 'cache_dir', 'fault_point']
 
 # %% ../nbs/00_core.ipynb #f201ca7c
 class ReasonForgeError(Exception):
@@ -71,3 +71,16 @@ def cache_dir(*parts:str, # sub-folders to append
     path = root.joinpath(*parts)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+# %% ../nbs/00_core.ipynb #d6895a95
+FAULT_VARIABLE = "REASONFORGE_FAULT" # names the one fault point at which the run is killed (tests only)
+RUNNER_VARIABLE = "REASONFORGE_RUNNER_PID" # the process id of a run's runner, set by it for its notebook kernels
+
+def fault_point(name:str, # this point's name, e.g. "iteration_1/verify:outputs-written"
+               ):
+    "Die by SIGKILL (the runner first, then this process) when `$REASONFORGE_FAULT` names this point; otherwise do nothing."
+    if os.environ.get(FAULT_VARIABLE) != name: return
+    runner = os.environ.get(RUNNER_VARIABLE)
+    if runner and runner.isdigit() and int(runner) != os.getpid():
+        with contextlib.suppress(ProcessLookupError): os.kill(int(runner), signal.SIGKILL)
+    os.kill(os.getpid(), signal.SIGKILL)

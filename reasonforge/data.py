@@ -78,6 +78,15 @@ def _flatten_keys(value)->list[int]:
     "Primary keys are ints, or lists of ints for composite keys in some Spider versions."
     return [k for item in value for k in (item if isinstance(item, list) else [item])]
 
+def _is_index(value)->bool: return isinstance(value, int) and not isinstance(value, bool)
+def _is_column(value)->bool: return isinstance(value, list) and len(value) == 2 and _is_index(value[0]) and isinstance(value[1], str)
+
+def _check_shape(where:str, key:str, value, item_ok, item_description:str):
+    "Raise `ReasonForgeError` naming `key` unless `value` is a list whose every item passes `item_ok`."
+    if not isinstance(value, list): raise ReasonForgeError(f"{where}: '{key}' must be a list, got {type(value).__name__}")
+    for position, item in enumerate(value):
+        if not item_ok(item): raise ReasonForgeError(f"{where}: '{key}' item {position} must be {item_description}, got {item!r}")
+
 def _parse_table_entry(entry, path:Path, position:int)->TableSchema:
     "Check one `tables.json` entry and turn it into a `TableSchema`."
     where = f"{path} entry {position}"
@@ -85,7 +94,15 @@ def _parse_table_entry(entry, path:Path, position:int)->TableSchema:
     for key in _TABLE_KEYS:
         if key not in entry: raise ReasonForgeError(f"{where} ({entry.get('db_id', '?')}): missing key '{key}'")
     where = f"{path} entry {position} ({entry['db_id']})"
+    if not isinstance(entry["db_id"], str) or not entry["db_id"]: raise ReasonForgeError(f"{where}: 'db_id' must be a non-empty string")
     tables, columns, types = entry["table_names_original"], entry["column_names_original"], entry["column_types"]
+    _check_shape(where, "table_names_original", tables, lambda t: isinstance(t, str), "a table name")
+    _check_shape(where, "column_names_original", columns, _is_column, "a [table index, column name] pair")
+    _check_shape(where, "column_types", types, lambda t: isinstance(t, str), "a type name")
+    _check_shape(where, "primary_keys", entry["primary_keys"], lambda k: _is_index(k) or (isinstance(k, list) and all(map(_is_index, k))),
+                 "a column index or a list of them")
+    _check_shape(where, "foreign_keys", entry["foreign_keys"], lambda k: isinstance(k, list) and len(k) == 2 and all(map(_is_index, k)),
+                 "a [column index, column index] pair")
     if len(columns) != len(types):
         raise ReasonForgeError(f"{where}: {len(columns)} columns but {len(types)} column_types")
     for table, name in columns:
@@ -297,6 +314,7 @@ class SpiderDataset:
         root = spider_root(source)
         if split not in SPLIT_FILES: raise ReasonForgeError(f"unknown split '{split}': choose one of {sorted(SPLIT_FILES)}")
         tables = load_tables(root/"tables.json")
+        if not (root/"database").is_dir(): raise ReasonForgeError(f"{root/'database'}: no such folder; Spider's SQLite files go in database/<db_id>/<db_id>.sqlite")
         finder = DatabaseFinder(root/"database")
         split_path = root/SPLIT_FILES[split]
         questions = _parse_questions(read_json_file(split_path), split_path, split, tables, finder)
@@ -418,6 +436,7 @@ def read_gold_file(path:str|Path, # a gold file such as dev_gold.sql
         if not sql.strip(): raise ReasonForgeError(f"{path} line {number}: empty SQL")
         if not db_id.strip(): raise ReasonForgeError(f"{path} line {number}: empty db_id")
         pairs.append((sql.strip(), db_id.strip()))
+    if not pairs: raise ReasonForgeError(f"{path}: contains no gold queries")
     return pairs
 
 # %% ../nbs/01_data.ipynb #c9d2acfd

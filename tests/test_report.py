@@ -117,3 +117,87 @@ def test_tables_and_plots_of_a_run_in_progress():
     assert plot_accuracy(evaluations).axes[0].get_lines()[0].get_ydata().tolist() == [50.0]
     assert len(plot_coverage([]).axes) == 2
     assert stage_time_table([]).empty and len(plot_stage_times([]).axes) == 1
+
+
+# --- a failing notebook: its partial report shows the error, the run is marked failed, the CLI exits non-zero --------
+
+def test_failing_notebook_report_shows_the_error_and_the_work_before_it(tmp_path):
+    "Outputs of the cells before the failure stay in the page, the traceback is visible, the cells after it never ran."
+    template = _notebook(tmp_path/"fails.ipynb", 'rows: int = 3 # rows to report', "print(f'PARTIAL RESULT: {rows * 7} rows')",
+                         "raise RuntimeError('sampling exploded')", "print('NEVER REACHED')", parameters=0)
+    outcome = execute_notebook(template, tmp_path/"reports"/"iteration_1.ipynb", {"rows": 6})
+    assert not outcome.ok and outcome.error.endswith("RuntimeError: sampling exploded"), outcome.error
+    page = outcome.html.read_text()
+    assert outcome.html == tmp_path/"reports"/"iteration_1.html"
+    assert "PARTIAL RESULT: 42 rows" in page and "NEVER REACHED" not in page.replace("print(&#39;NEVER REACHED&#39;)", "")
+    assert "RuntimeError" in page and "sampling exploded" in page
+    assert "An Exception was encountered" in page  # papermill's banner at the top of the page
+
+
+def _failing_iteration_notebooks(folder:Path)->Path:
+    "Stand-ins for nbs/iteration.ipynb (raises after some output) and nbs/summary.ipynb (reads the run status)."
+    folder.mkdir()
+    _notebook(folder/"iteration.ipynb", 'run_dir: str = ""\niteration: int = 1\nconfig_path: str = ""',
+              "print(f'ITERATION {iteration} STARTED in {run_dir}')", "raise RuntimeError('the trainer ran out of memory')", parameters=0)
+    _notebook(folder/"summary.ipynb", 'run_dir: str = ""',
+              "import json, pathlib\nprint('SUMMARY STATUS', json.loads((pathlib.Path(run_dir)/'run.json').read_text())['status'])", parameters=0)
+    return folder
+
+
+@pytest.mark.skipif(not (FIXTURE/"config.json").is_file(), reason="the bundled tiny run is missing")
+def test_failing_iteration_notebook_fails_the_run(tmp_path):
+    """`reasonforge run` on the bundled tiny run (baseline finished) whose iteration notebook raises: no engine starts, the page
+    shows the error, run.json says failed, and the command exits 1 naming the notebook and its HTML page."""
+    import os, shutil, subprocess, sys, yaml
+    run_dir = tmp_path/"tiny"
+    shutil.copytree(FIXTURE, run_dir)
+    model = tmp_path/"model"
+    model.mkdir()
+    (model/"config.json").write_text("{}")  # the checks resolve the model; nothing loads it
+    values = yaml.safe_load((run_dir/"config.yaml").read_text()) | {"model": str(model)}
+    (tmp_path/"tiny.yaml").write_text(yaml.safe_dump(values))
+    resolved = json.loads((run_dir/"config.json").read_text()) | {"model": str(model)}
+    (run_dir/"config.json").write_text(json.dumps(resolved))
+    blocked = tmp_path/"no-engines"
+    for name in ("vllm", "unsloth"):
+        (blocked/name).mkdir(parents=True)
+        (blocked/name/"__init__.py").write_text(f"raise ImportError('{name} imported')\n")
+    env = {**os.environ, "REASONFORGE_NOTEBOOKS": str(_failing_iteration_notebooks(tmp_path/"nbs")),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(blocked), os.environ.get("PYTHONPATH")]))}
+    reports = tmp_path/"reports"
+    result = subprocess.run([str(Path(sys.executable).parent/"reasonforge"), "run", "--config", str(tmp_path/"tiny.yaml"),
+                             "--run-dir", str(run_dir), "--reports-dir", str(reports)],
+                            capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    failed = [line for line in result.stderr.splitlines() if line.startswith("failed: ")]
+    assert len(failed) == 1, result.stderr[-3000:]
+    assert "RuntimeError: the trainer ran out of memory in " in failed[0] and failed[0].startswith("failed: iteration 1: cell "), failed[0]
+    assert str(reports/"iteration_1.ipynb") in failed[0] and str(reports/"iteration_1.html") in failed[0], failed[0]
+    page = (reports/"iteration_1.html").read_text()
+    assert "ITERATION 1 STARTED" in page and "the trainer ran out of memory" in page
+    status = json.loads((run_dir/"run.json").read_text())
+    assert status["status"] == "failed" and "the trainer ran out of memory" in status["error"]
+    assert "SUMMARY STATUS failed" in (reports/"summary.html").read_text()  # the summary still renders, and sees the failure
+    assert json.loads((run_dir/"stages.jsonl").read_text().splitlines()[0])["stage"] == "baseline/evaluate"
+    assert len((run_dir/"stages.jsonl").read_text().splitlines()) == len((FIXTURE/"stages.jsonl").read_text().splitlines())  # nothing redone
+
+
+@pytest.mark.skipif(not (FIXTURE/"config.json").is_file(), reason="the bundled tiny run is missing")
+def test_unreadable_notebook_marks_the_run_failed_and_keeps_the_traceback(tmp_path, monkeypatch):
+    "Not a user error but a bug-like failure (a template that is not a notebook): run.json still says failed, the exception propagates."
+    import shutil
+    from reasonforge.loop import run_loop, config_from_dict
+    run_dir = tmp_path/"tiny"
+    shutil.copytree(FIXTURE, run_dir)
+    (tmp_path/"model").mkdir()
+    (tmp_path/"model"/"config.json").write_text("{}")
+    resolved = json.loads((run_dir/"config.json").read_text()) | {"model": str(tmp_path/"model")}
+    (run_dir/"config.json").write_text(json.dumps(resolved))
+    (tmp_path/"nbs").mkdir()
+    (tmp_path/"nbs"/"iteration.ipynb").write_text("{ this is not a notebook")
+    monkeypatch.setenv("REASONFORGE_NOTEBOOKS", str(tmp_path/"nbs"))
+    with pytest.raises(Exception) as error: run_loop(config_from_dict(resolved), run_dir, tmp_path/"reports")
+    assert not isinstance(error.value, ReasonForgeError)
+    status = json.loads((run_dir/"run.json").read_text())
+    assert status["status"] == "failed" and type(error.value).__name__ in status["error"]
