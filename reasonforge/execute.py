@@ -14,9 +14,10 @@ from .data import connect_read_only
 from .match import lenient_results_equal, official_results_equal, order_matters, prepare_sql, result_key
 
 # %% auto #0
-__all__ = ['ERROR_KINDS', 'STATEMENT_KEYWORDS', 'READ_ONLY_PRAGMAS', 'DENIED_FUNCTIONS', 'PROGRESS_STEPS', 'FETCH_BATCH',
-           'GOLD_CACHE_ROWS', 'SQLITE_LIMITS', 'NO_DATABASE', 'ExecutionOutcome', 'classify_error', 'statement_problem',
-           'authorize_action', 'WorkerSession', 'Verdict', 'verify_group', 'worker_main', 'SQLExecutor']
+__all__ = ['ERROR_KINDS', 'STATEMENT_KEYWORDS', 'MAX_SQL_LENGTH', 'READ_ONLY_PRAGMAS', 'DENIED_FUNCTIONS', 'PROGRESS_STEPS',
+           'FETCH_BATCH', 'GOLD_CACHE_ROWS', 'SQLITE_LIMITS', 'NO_DATABASE', 'ExecutionOutcome', 'classify_error',
+           'statement_problem', 'authorize_action', 'WorkerSession', 'Verdict', 'verify_group', 'worker_main',
+           'SQLExecutor']
 
 # %% ../nbs/07_execute.ipynb #a73e0bbd
 ERROR_KINDS = ("syntax", "schema", "timeout", "rejected", "too_many_rows", "memory", "runtime")
@@ -36,7 +37,8 @@ class ExecutionOutcome:
 
 # %% ../nbs/07_execute.ipynb #31ec9c61
 _SCHEMA_MESSAGES = ("no such table", "no such column", "ambiguous column name")
-_REJECTED_MESSAGES = ("not authorized", "too many attached databases", "one statement at a time", "readonly", "read-only")
+_REJECTED_MESSAGES = ("not authorized", "authorization denied", "too many attached databases", "one statement at a time",
+                      "readonly", "read-only", "query string is too large", "statement too long")
 _MEMORY_MESSAGES = ("string or blob too big", "out of memory")
 _RUNTIME_MESSAGES = ("integer overflow", "malformed", "disk i/o", "locked", "busy", "unable to open", "datatype mismatch")
 
@@ -56,15 +58,20 @@ def classify_error(error:BaseException, # what running the query raised
 STATEMENT_KEYWORDS = frozenset({"alter", "analyze", "attach", "begin", "commit", "create", "delete", "detach", "drop", "end",
                                 "explain", "insert", "pragma", "reindex", "release", "replace", "rollback", "savepoint",
                                 "update", "vacuum"}) # every SQLite statement that is not a query
-_LEADING_NOISE = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?(?:\*/|$))*", re.DOTALL)
+MAX_SQL_LENGTH = 100_000 # characters of query text that may run at all
+_LEADING_NOISE = re.compile(r"(?:[\s;\ufeff]+|--[^\n]*(?:\n|$)|/\*.*?(?:\*/|$))*", re.DOTALL) # what SQLite skips before a statement
 _FIRST_WORD = re.compile(r"[A-Za-z_]+")
 
 def statement_problem(sql:str, # query text
                      )->str|None:
-    "Why `sql` may not run at all (NUL byte, nothing to run, not a query), or None."
+    "Why `sql` may not run at all (too long, not UTF-8, NUL byte, nothing to run, not a query), or None."
+    if len(sql) > MAX_SQL_LENGTH: return f"the query is longer than {MAX_SQL_LENGTH:,} characters ({len(sql):,})"
+    if not sql.isascii():
+        try: sql.encode("utf-8")
+        except UnicodeEncodeError as error: return f"the query is not valid UTF-8 ({error.reason} at position {error.start})"
     if "\x00" in sql: return "the query contains a NUL byte"
     rest = sql[_LEADING_NOISE.match(sql).end():]
-    if not rest.strip(" \t\r\n;"): return "the query is empty"
+    if not rest: return "the query is empty"
     word = _FIRST_WORD.match(rest)
     if word and word.group().lower() in STATEMENT_KEYWORDS: return f"only queries may run, not '{word.group().upper()}'"
     return None
@@ -91,7 +98,7 @@ def authorize_action(action:int, # SQLite action code
 PROGRESS_STEPS = 1000 # SQLite virtual-machine steps between deadline checks
 FETCH_BATCH = 1024 # rows fetched at a time
 GOLD_CACHE_ROWS = 500_000 # gold result rows a worker keeps across batches
-SQLITE_LIMITS = {sqlite3.SQLITE_LIMIT_LENGTH: 10_000_000, sqlite3.SQLITE_LIMIT_SQL_LENGTH: 100_000,
+SQLITE_LIMITS = {sqlite3.SQLITE_LIMIT_LENGTH: 10_000_000, sqlite3.SQLITE_LIMIT_SQL_LENGTH: MAX_SQL_LENGTH,
                  sqlite3.SQLITE_LIMIT_ATTACHED: 0}
 
 def _decode_ignoring_errors(data:bytes)->str:
@@ -200,7 +207,11 @@ class Verdict:
     result_key: str|None = None # hash of the candidate's rows (an order-insensitive multiset), for majority voting
     gold_error: str|None = None # set when the gold query itself failed: the pair cannot be scored
 
-_prepare = functools.lru_cache(maxsize=1 << 16)(prepare_sql) # workers meet the same texts again and again
+_prepare_official = functools.lru_cache(maxsize=1 << 16)(prepare_sql) # workers meet the same texts again and again
+
+def _prepare(sql:str, is_prediction:bool, keep_distinct:bool)->str:
+    "The official preparation of `sql`, except that text too long to run stays as it is (sqlparse takes minutes over megabytes)."
+    return sql if len(sql) > MAX_SQL_LENGTH else _prepare_official(sql, is_prediction, keep_distinct)
 
 def _judge(gold:ExecutionOutcome, gold_sorted:bool, candidate:ExecutionOutcome, candidate_key:str|None, lenient:bool)->tuple:
     "A verdict tuple for one (gold, candidate) pair whose results are known."
