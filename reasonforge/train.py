@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .core import ReasonForgeError, atomic_write_json, sha256_file, stable_hash
 from .harvest import read_training_set
+from .models import heavy_lock
 from .prompt import RESPONSE_PREFIX
 
 logger = logging.getLogger(__name__)
@@ -410,4 +411,5 @@ def train_lora(base_model:str|Path, # the base model's Hugging Face folder (neve
         if info.get("complete") and info.get("job_hash") == _prepare_job(base_model, training_set, output_dir, settings)["job_hash"]:
             logger.info("%s is already trained: reusing it", output_dir)
             return info
-    return wait_for_training(start_training(base_model, training_set, output_dir, settings), output_dir)
+    with heavy_lock("training"): # one heavy job at a time: training beside vLLM or another training thrashes a small machine
+        return wait_for_training(start_training(base_model, training_set, output_dir, settings), output_dir)
