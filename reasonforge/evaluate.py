@@ -114,10 +114,14 @@ def format_summary(summary:dict, # `evaluation_report(...)["summary"]`
 @dataclass
 class Vote:
     "The outcome of a self-consistency vote over one question's candidates."
-    chosen:int|None # index of the chosen candidate (first of the winning group); None when nothing executed
+    chosen:int|None # index of the chosen candidate (of the winning group, with its most shared row order); None when nothing executed
     votes:int # size of the winning group
     margin:int # winning votes minus the runner-up's (0 on a tie)
     voters:int # candidates that executed and so could vote
+
+def _first_of_largest(groups:dict)->list[int]:
+    "The largest group of candidate indices; a tie goes to the group sampled first."
+    return sorted(groups.values(), key=lambda members: (-len(members), members[0]))[0]
 
 def majority_vote(verdicts:list, # one question's candidate verdicts (`reasonforge.execute.Verdict`)
                  )->Vote:
@@ -126,9 +130,11 @@ def majority_vote(verdicts:list, # one question's candidate verdicts (`reasonfor
     for i, verdict in enumerate(verdicts):
         if verdict.result_key is not None: groups.setdefault(verdict.result_key, []).append(i)
     if not groups: return Vote(None, 0, 0, 0)
-    ranked = sorted(groups.values(), key=lambda members: (-len(members), members[0]))
-    runner_up = len(ranked[1]) if len(ranked) > 1 else 0
-    return Vote(ranked[0][0], len(ranked[0]), len(ranked[0]) - runner_up, sum(map(len, groups.values())))
+    winners = _first_of_largest(groups)
+    runner_up = max((len(members) for members in groups.values() if members is not winners), default=0)
+    orders:dict[str, list[int]] = {}
+    for i in winners: orders.setdefault(getattr(verdicts[i], "ordered_key", None) or verdicts[i].result_key, []).append(i)
+    return Vote(_first_of_largest(orders)[0], len(winners), len(winners) - runner_up, sum(map(len, groups.values())))
 
 # %% ../nbs/10_evaluate.ipynb #ec726b61
 def write_report(path:str|Path, # REPORT.json to write (atomically)

@@ -206,6 +206,7 @@ class Verdict:
     error: str|None = None # the candidate's error message
     result_key: str|None = None # hash of the candidate's rows (an order-insensitive multiset), for majority voting
     gold_error: str|None = None # set when the gold query itself failed: the pair cannot be scored
+    ordered_key: str|None = None # hash of the candidate's rows in their order: the vote's choice within a group
 
 _prepare_official = functools.lru_cache(maxsize=1 << 16)(prepare_sql) # workers meet the same texts again and again
 
@@ -213,14 +214,19 @@ def _prepare(sql:str, is_prediction:bool, keep_distinct:bool)->str:
     "The official preparation of `sql`, except that text too long to run stays as it is (sqlparse takes minutes over megabytes)."
     return sql if len(sql) > MAX_SQL_LENGTH else _prepare_official(sql, is_prediction, keep_distinct)
 
-def _judge(gold:ExecutionOutcome, gold_sorted:bool, candidate:ExecutionOutcome, candidate_key:str|None, lenient:bool)->tuple:
-    "A verdict tuple for one (gold, candidate) pair whose results are known."
+def _judge(gold:ExecutionOutcome, gold_sorted:bool, candidate:ExecutionOutcome, candidate_keys:tuple|None, lenient:bool)->tuple:
+    "A verdict tuple for one (gold, candidate) pair whose results are known; `candidate_keys` is (multiset key, ordered key)."
     gold_error = None if gold.ok else f"{gold.error_kind}: {gold.error}"
-    if not candidate.ok: return (False, False if lenient else None, candidate.error_kind, candidate.error, None, gold_error)
-    if gold_error: return (False, None, None, None, candidate_key, gold_error)
+    if not candidate.ok: return (False, False if lenient else None, candidate.error_kind, candidate.error, None, gold_error, None)
+    key, ordered_key = candidate_keys or (None, None)
+    if gold_error: return (False, None, None, None, key, gold_error, ordered_key)
     exact = official_results_equal(gold.rows, candidate.rows, gold_sorted)
     loose = lenient_results_equal(gold.rows, candidate.rows) if lenient else None
-    return (exact, loose, None, None, candidate_key, None)
+    return (exact, loose, None, None, key, None, ordered_key)
+
+def _result_keys(result:ExecutionOutcome)->tuple|None:
+    "The vote's keys of an executed result: (as a multiset of rows, as a list of rows); None when it failed."
+    return (result_key(result.rows), result_key(result.rows, ordered=True)) if result.ok else None
 
 def verify_group(session:WorkerSession, # the worker's session
                  db_path:str, # database file
@@ -242,7 +248,7 @@ def verify_group(session:WorkerSession, # the worker's session
         if index in forced: result = ExecutionOutcome(None, *forced[index])
         else:
             result = session.gold_result(db_path, prepared, timeout, max_rows)
-            by_prepared.setdefault(prepared, (result, result_key(result.rows) if result.ok else None))
+            by_prepared.setdefault(prepared, (result, _result_keys(result)))
         gold_results.append(result)
         gold_sorted.append(order_matters(prepared))
     judged_by_candidate:dict[int, list[tuple[int, int]]] = {}
@@ -252,16 +258,16 @@ def verify_group(session:WorkerSession, # the worker's session
     for candidate_index, judged in judged_by_candidate.items():
         step = len(golds) + candidate_index
         session.begin_step(step)
-        if step in forced: result, key = ExecutionOutcome(None, *forced[step]), None
+        if step in forced: result, keys = ExecutionOutcome(None, *forced[step]), None
         else:
             text = candidates[candidate_index]
             prepared = _prepare(text, " value " in text, keep_distinct)  # without the placeholder, a gold's preparation
             if prepared not in by_prepared:
                 result = session.run(db_path, prepared, timeout, max_rows)
-                by_prepared[prepared] = (result, result_key(result.rows) if result.ok else None)
-            result, key = by_prepared[prepared]
+                by_prepared[prepared] = (result, _result_keys(result))
+            result, keys = by_prepared[prepared]
         for pair_index, gold_index in judged:
-            verdicts[pair_index] = _judge(gold_results[gold_index], gold_sorted[gold_index], result, key, lenient)
+            verdicts[pair_index] = _judge(gold_results[gold_index], gold_sorted[gold_index], result, keys, lenient)
     session.end_steps()
     return verdicts
 

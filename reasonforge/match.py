@@ -143,10 +143,11 @@ def _canonical_value(value):
 
 def result_key(rows:Sequence[Sequence], # rows of a result
                length:int=16, # hex characters kept
+               ordered:bool=False, # True: the rows' order is part of the key
               )->str:
-    "Hash of a result as an order-insensitive multiset of rows."
+    "Hash of a result as an order-insensitive multiset of rows (or, `ordered`, as a list of rows)."
     rows = list(map(tuple, rows))
     if float in set(map(type, chain.from_iterable(rows))):  # only then is canonicalising needed (a C-speed check)
         rows = [tuple(_canonical_value(value) for value in row) for row in rows]
-    canonical = sorted(map(repr, rows))
+    canonical = list(map(repr, rows)) if ordered else sorted(map(repr, rows))
     return hashlib.sha256("\n".join(canonical).encode("utf-8", errors="surrogatepass")).hexdigest()[:length]
