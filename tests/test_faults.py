@@ -166,7 +166,7 @@ def test_real_tiny_run_killed_in_every_stage_ends_like_an_uninterrupted_run(tmp_
     # sampling: a real SIGKILL from outside, once the first group of prompts is in the stage's cache
     process = run.start()
     cache = run.run_dir/"iteration_1"/"sample.partial"/"cache"
-    run.wait_until(lambda: any(cache.glob("*/*.jsonl")), process, 900, "cached samples in iteration 1")
+    run.wait_until(lambda: any(cache.glob("*/*.jsonl")), process, 1800, "cached samples in iteration 1")
     assert _kill(process) == [], "processes outlived the killed runner"
     assert stage_info(run.run_dir, "baseline/evaluate") is not None and stage_info(run.run_dir, "iteration_1/sample") is None
     # verification, inside the iteration notebook's kernel: the kill takes the runner down too
@@ -177,7 +177,7 @@ def test_real_tiny_run_killed_in_every_stage_ends_like_an_uninterrupted_run(tmp_
     # training: a real SIGKILL once its first checkpoint is written
     process = run.start()
     checkpoint = run.run_dir/"iteration_1"/"train.partial"/"checkpoints"/"checkpoint-1"
-    run.wait_until(lambda: (checkpoint/"trainer_state.json").is_file(), process, 900, "a training checkpoint")
+    run.wait_until(lambda: (checkpoint/"trainer_state.json").is_file(), process, 1800, "a training checkpoint")
     assert _kill(process) == [], "processes outlived the killed runner"
     assert stage_info(run.run_dir, "iteration_1/train") is None
     # evaluation of the trained model, then report rendering (notebook executed, HTML not yet written)
