@@ -4,12 +4,12 @@
 
 # %% ../nbs/00_core.ipynb #57510a64
 from __future__ import annotations
-import contextlib, hashlib, json, os, signal, tempfile
+import contextlib, hashlib, json, os, signal, sys, tempfile
 from pathlib import Path
 
 # %% auto #0
 __all__ = ['FAULT_VARIABLE', 'RUNNER_VARIABLE', 'ReasonForgeError', 'atomic_write_bytes', 'atomic_write_text',
-           'atomic_write_json', 'sha256_file', 'stable_hash', 'cache_dir', 'fault_point']
+           'atomic_write_json', 'sha256_file', 'stable_hash', 'cache_dir', 'fault_point', 'die_with_parent']
 
 # %% ../nbs/00_core.ipynb #f201ca7c
 class ReasonForgeError(Exception):
@@ -84,3 +84,14 @@ def fault_point(name:str, # this point's name, e.g. "iteration_1/verify:outputs-
     if runner and runner.isdigit() and int(runner) != os.getpid():
         with contextlib.suppress(ProcessLookupError): os.kill(int(runner), signal.SIGKILL)
     os.kill(os.getpid(), signal.SIGKILL)
+
+# %% ../nbs/00_core.ipynb #48429740
+def die_with_parent(parent_pid:int|None=None, # the process this one must not outlive (default: its parent now)
+                   ):
+    "On Linux, have this process killed (SIGKILL) when its parent dies; exit at once if the parent is already gone."
+    parent_pid = parent_pid or os.getppid()
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            import ctypes
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL) # 1 = PR_SET_PDEATHSIG
+    if os.getppid() != parent_pid: os._exit(1) # the parent died before the request was made

@@ -8,7 +8,7 @@ import dataclasses, json, multiprocessing, os, sys, time, traceback, weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .core import ReasonForgeError, atomic_write_text, cache_dir, stable_hash
+from .core import ReasonForgeError, atomic_write_text, cache_dir, die_with_parent, stable_hash
 from .prompt import RESPONSE_STOP, extract_sql, prompt_text
 from .models import DEFAULT_MODEL, heavy_lock, model_identity, resolve_model
 
@@ -224,6 +224,7 @@ def _vllm_child(connection, # this process's end of the pipe
                 options:dict, # backend options (dtype, max_num_seqs, max_model_len, lora_adapter, ...)
                ):
     "Entry point of the vLLM child process: build the engine, then serve `generate` requests until told to stop."
+    die_with_parent() # a killed parent leaves no engine behind, even in the middle of a long generate call
     try:
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(options.get("kv_cache_gib") or 3))
         from vllm.platforms import current_platform

@@ -8,7 +8,7 @@ import json, logging, os, shutil, subprocess, sys, time
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 
-from .core import ReasonForgeError, atomic_write_json, sha256_file, stable_hash
+from .core import ReasonForgeError, atomic_write_json, die_with_parent, sha256_file, stable_hash
 from .harvest import read_training_set
 from .models import heavy_lock
 from .prompt import RESPONSE_PREFIX
@@ -17,8 +17,8 @@ logger = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['logger', 'BACKENDS', 'LORA_TARGET_MODULES', 'CHATML_TEMPLATE', 'IGNORE_INDEX', 'USER_ERROR_EXIT_CODE',
-           'TrainSettings', 'build_tiny_model', 'tokenize_row', 'tokenize_rows', 'last_complete_checkpoint',
-           'run_training_job', 'start_training', 'wait_for_training', 'train_lora']
+           'PARENT_VARIABLE', 'TrainSettings', 'build_tiny_model', 'tokenize_row', 'tokenize_rows',
+           'last_complete_checkpoint', 'run_training_job', 'start_training', 'wait_for_training', 'train_lora']
 
 # %% ../nbs/09_train.ipynb #c42e3009
 BACKENDS = ("unsloth", "peft")
@@ -259,9 +259,13 @@ def _replace_folder(tmp:Path, final:Path):
 
 USER_ERROR_EXIT_CODE = 3
 
+PARENT_VARIABLE = "REASONFORGE_TRAINING_PARENT" # the process a training child must not outlive
+
 def run_training_job(job_path:str|Path, # job.json written by `start_training`
                     ):
     "Train one LoRA as described by a job file; meant to run in a fresh child process."
+    parent = os.environ.get(PARENT_VARIABLE)
+    die_with_parent(int(parent) if parent and parent.isdigit() else None) # a killed run leaves no training behind
     job = json.loads(Path(job_path).read_text())
     try: _run_training_job(job)
     except ReasonForgeError as error:
@@ -377,7 +381,7 @@ def start_training(base_model:str|Path, # the base model's Hugging Face folder (
                                f"data or settings); delete it or choose another output folder")
     atomic_write_json(previous, job)
     for stale in ("training_info.json", "train_error.json"): (output_dir/stale).unlink(missing_ok=True)
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1", PARENT_VARIABLE: str(os.getpid())}
     code = f"from reasonforge.train import run_training_job; run_training_job({str(previous)!r})"
     log = open(output_dir/"train.log", "ab")
     logger.info("training %s on %s with %s into %s", job["base_model"], job["training_set"], settings.backend, output_dir)
