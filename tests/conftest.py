@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-# The engine tests are part of the suite and run by default (CI included; about 25 minutes of a 2-core CPU).
+# The engine tests are part of the suite and run by default (CI included; most of the suite's time on a 2-core CPU).
 # REASONFORGE_ENGINE_TESTS=0 skips them for a quick local pass over everything else.
 ENGINE_TESTS = os.environ.get("REASONFORGE_ENGINE_TESTS", "1") != "0"
 ENGINE_TEST_FILES = {"test_train.py"}  # Unsloth and PEFT on a tiny random model
