@@ -13,29 +13,35 @@ import reasonforge
 from .core import ReasonForgeError, cache_dir, sha256_file
 
 # %% auto #0
-__all__ = ['SPIDER_DIR_VARIABLE', 'SPLIT_FILES', 'find_spider_dir', 'read_json_file', 'TableSchema', 'load_tables',
-           'DatabaseFinder', 'connect_read_only', 'quote_identifier', 'schema_mismatches', 'sample_values',
-           'render_schema', 'Question', 'SpiderDataset', 'load_spider', 'spider_root', 'extract_spider_zip',
-           'read_gold_file', 'verify_databases']
+__all__ = ['SPIDER_DIR_VARIABLE', 'DOWNLOAD_FOLDER', 'SPLIT_FILES', 'downloaded_spider_dir', 'find_spider_dir', 'read_json_file',
+           'TableSchema', 'load_tables', 'DatabaseFinder', 'connect_read_only', 'quote_identifier', 'schema_mismatches',
+           'sample_values', 'render_schema', 'Question', 'SpiderDataset', 'load_spider', 'spider_root',
+           'extract_spider_zip', 'read_gold_file', 'verify_databases']
 
 # %% ../nbs/01_data.ipynb #7f394c11
 SPIDER_DIR_VARIABLE = "REASONFORGE_SPIDER_DIR"
+DOWNLOAD_FOLDER = "spider-download" # the cache sub-folder that `reasonforge data download` unpacks into
+
+def downloaded_spider_dir()->Path:
+    "Where `reasonforge data download` puts Spider by default (`<cache>/spider-download/spider_data`; it may not exist yet)."
+    return cache_dir()/DOWNLOAD_FOLDER/"spider_data"
 
 def find_spider_dir(start:str|Path|None=None, # folder to search upwards from (default: the current directory)
                    )->Path:
-    "The Spider folder: `$REASONFORGE_SPIDER_DIR`, else a `shared/data/spider` found above `start` or the package."
+    "The Spider folder: `$REASONFORGE_SPIDER_DIR`, else `shared/data/spider` above `start`, the downloaded copy, or above the package."
     if value := os.environ.get(SPIDER_DIR_VARIABLE):
         path = Path(value).expanduser()
         if not (path/"tables.json").is_file():
             raise ReasonForgeError(f"${SPIDER_DIR_VARIABLE}={value}: no tables.json there; point it at the unpacked Spider folder")
         return path.resolve()
-    origins = [Path(start or Path.cwd()).resolve(), Path(reasonforge.__file__).resolve().parent]
-    for origin in origins:
-        for folder in [origin, *origin.parents]:
-            candidate = folder/"shared"/"data"/"spider"
-            if (candidate/"tables.json").is_file(): return candidate
-    raise ReasonForgeError(f"Spider not found: no shared/data/spider above {origins[0]} or {origins[1]}; "
-                           f"set {SPIDER_DIR_VARIABLE}=/path/to/spider (the folder with tables.json and database/)")
+    start_origin, package_origin = Path(start or Path.cwd()).resolve(), Path(reasonforge.__file__).resolve().parent
+    downloaded = downloaded_spider_dir()
+    candidates = [folder/"shared"/"data"/"spider" for folder in [start_origin, *start_origin.parents]] + [downloaded] + \
+                 [folder/"shared"/"data"/"spider" for folder in [package_origin, *package_origin.parents]]
+    for candidate in candidates:
+        if (candidate/"tables.json").is_file(): return candidate
+    raise ReasonForgeError(f"Spider not found (no shared/data/spider above {start_origin} or {package_origin}, nothing in {downloaded}): "
+                           f"run `reasonforge data download`, or set {SPIDER_DIR_VARIABLE}=/path/to/spider (the folder with tables.json and database/)")
 
 # %% ../nbs/01_data.ipynb #05481949
 def read_json_file(path:str|Path, # JSON file to read
@@ -339,13 +345,16 @@ class SpiderDataset:
                 raise ReasonForgeError(f"{self.root/'tables.json'} entry '{db_id}' does not match {path}: " + "; ".join(problems))
 
     def schema_prompt(self, db_id:str, # database name
+                      values_per_column:int=3, # sample values shown per non-key column (0: none)
+                      max_value_chars:int=40, # longer text values are cut to this
                      )->str:
-        "The 'cell values' schema text of a database (see `render_schema`), built once and kept."
-        if db_id not in self._schema_texts:
+        "The 'cell values' schema text of a database (see `render_schema`), built once per level of detail and kept."
+        key = (db_id, values_per_column, max_value_chars)
+        if key not in self._schema_texts:
             path = self.database_path(db_id)
             if path is None: raise ReasonForgeError(f"database '{db_id}' is missing from {self.database_dir}: its questions are excluded")
-            self._schema_texts[db_id] = render_schema(self.tables[db_id], path)
-        return self._schema_texts[db_id]
+            self._schema_texts[key] = render_schema(self.tables[db_id], path, values_per_column, max_value_chars)
+        return self._schema_texts[key]
 
     @property
     def usable(self)->list[Question]:
