@@ -1,4 +1,4 @@
-"Error taxonomy: hand-made wrong predictions for every category, perturbed dev gold queries, tables, flips and figures."
+"Error taxonomy: hand-made wrong predictions for every category, perturbed dev gold queries, tables, flips and the error figure."
 import json
 from dataclasses import dataclass
 
@@ -8,9 +8,9 @@ import pytest
 from reasonforge.core import ReasonForgeError
 from reasonforge.data import find_spider_dir, load_tables
 from reasonforge.errors import (ERROR_CATEGORIES, EXECUTION_ERROR_CATEGORIES, REFERENCE_CATEGORIES, TO_REFERENCE_CATEGORY,
-                                accuracy_by_hardness, classify_error, classify_examples, error_examples, error_table, flips,
-                                plot_error_categories, plot_hardness_heatmap, plot_pass_at_k_curves, plot_vote_margins,
-                                query_shape, reference_category, structural_diff, vote_margin_table)
+                                classify_examples, error_categories, error_examples, error_table, flips, plot_error_categories,
+                                reference_category, structural_diff)
+from reasonforge.sql_shape import query_shape
 
 SPIDER = find_spider_dir()
 SCHEMAS = load_tables(SPIDER/"tables.json")
@@ -96,7 +96,7 @@ HAND_MADE = [
 
 @pytest.mark.parametrize("db_id,gold,predicted,error_kind,expected", HAND_MADE, ids=[f"{c[-1][0]}-{i}" for i, c in enumerate(HAND_MADE)])
 def test_hand_made(db_id, gold, predicted, error_kind, expected):
-    assert classify_error(gold, predicted, SCHEMAS[db_id], error_kind) == expected, structural_diff(gold, predicted, SCHEMAS[db_id])
+    assert error_categories(gold, predicted, SCHEMAS[db_id], error_kind) == expected, structural_diff(gold, predicted, SCHEMAS[db_id])
 
 
 def test_every_category_is_exercised():
@@ -155,7 +155,7 @@ def test_perturbed_dev_queries(index, old, new, expected):
     gold, db_id = DEV[index]["query"], DEV[index]["db_id"]
     assert old in gold
     predicted = gold.replace(old, new, 1)
-    assert classify_error(gold, predicted, SCHEMAS[db_id]) == expected, structural_diff(gold, predicted, SCHEMAS[db_id])
+    assert error_categories(gold, predicted, SCHEMAS[db_id]) == expected, structural_diff(gold, predicted, SCHEMAS[db_id])
 
 
 def test_perturbations_are_many_and_varied():
@@ -194,8 +194,8 @@ def test_double_quoted_values_resolved_against_the_schema():
     assert [part.sql() for part in shape.where] == ["singer.country = 'France'"]
     # a raw tables.json entry and a {table: [columns]} mapping work as schemas too
     raw = next(e for e in json.loads((SPIDER/"tables.json").read_text()) if e["db_id"] == "flight_2")
-    assert classify_error(DEV[179]["query"], DEV[179]["query"].replace("JetBlue", "Jet"), raw) == ["wrong_literal"]
-    assert classify_error("SELECT a FROM t WHERE b = 'x'", 'SELECT a FROM t WHERE b = "y"', {"t": ["a", "b"]}) == ["wrong_literal"]
+    assert error_categories(DEV[179]["query"], DEV[179]["query"].replace("JetBlue", "Jet"), raw) == ["wrong_literal"]
+    assert error_categories("SELECT a FROM t WHERE b = 'x'", 'SELECT a FROM t WHERE b = "y"', {"t": ["a", "b"]}) == ["wrong_literal"]
 
 
 def test_difference_lines_name_the_clause():
@@ -207,7 +207,7 @@ def test_difference_lines_name_the_clause():
 
 
 def test_unknown_inputs_are_refused():
-    with pytest.raises(ReasonForgeError, match="'crash'"): classify_error("SELECT 1", "SELECT 2", None, "crash")
+    with pytest.raises(ReasonForgeError, match="'crash'"): error_categories("SELECT 1", "SELECT 2", None, "crash")
     with pytest.raises(ReasonForgeError, match="'nonsense'"): reference_category(["nonsense"])
     with pytest.raises(ReasonForgeError, match="taxonomy"): error_table([], taxonomy="theirs")
 
@@ -282,28 +282,11 @@ def test_flips():
     with pytest.raises(ReasonForgeError, match="appears twice"): flips(before + before[:1], after)
 
 
-def test_accuracy_by_hardness():
-    table = accuracy_by_hardness({"A": _rows()})
-    assert table.loc["A", "easy"] == 0.5  # questions 45 (wrong) and 0 (right); 46 is excluded
-    assert table.loc["A", "medium"] == 0.0
-    assert table.loc["A", "all"] == 0.25
-    assert pd.isna(table.loc["A", "hard"])
-
-
-def test_plots_have_the_expected_parts():
+def test_error_figure_has_the_expected_parts():
     figure = plot_error_categories({"0": {"wrong_table": 3, "missing_join": 1}, "1": {"wrong_table": 2, "nesting": 4}, "2": {}})
     axes = figure.axes[0]
     assert len(figure.axes) == 1 and len(axes.patches) == 3 * 3
     assert [label.get_text() for label in axes.get_yticklabels()] == ["wrong_table", "missing_join", "nesting"]
-    heatmap = plot_hardness_heatmap(pd.DataFrame({"extra": [0.1, 0.2], "easy": [0.8, 0.9]}, index=["0", "1"]))
-    assert len(heatmap.axes) == 2 and [t.get_text() for t in heatmap.axes[0].get_xticklabels()] == ["easy", "extra"]
-    assert sorted(t.get_text() for t in heatmap.axes[0].texts) == ["10.0%", "20.0%", "80.0%", "90.0%"]
-    curves = plot_pass_at_k_curves({"0": {1: 0.4, 8: 0.6}, "1": {1: 0.5, 8: 0.7}, "2": {1: 0.55, 8: 0.75}})
-    assert len(curves.axes) == 1 and len(curves.axes[0].get_lines()) == 3
-    votes = plot_vote_margins([0, 1, 1, 7], [False, True, False, True], max_bucket=3)
-    assert len(votes.axes) == 2 and len(votes.axes[0].patches) == 2 * 4
-    assert vote_margin_table([0, 1, 1, 7], [False, True, False, True], max_bucket=3)["margin"].to_list() == ["0", "1", "2", "3+"]
-    with pytest.raises(ReasonForgeError, match=">= 0"): vote_margin_table([-1], [True])
 
 
 def test_no_wrong_predictions_gives_empty_tables():

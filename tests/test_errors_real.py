@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from reasonforge.data import find_spider_dir, load_spider
-from reasonforge.errors import (ERROR_CATEGORIES, REFERENCE_CATEGORIES, classify_error, classify_examples, error_table,
+from reasonforge.errors import (ERROR_CATEGORIES, REFERENCE_CATEGORIES, error_categories, classify_examples, error_table,
                                 reference_category, structural_diff)
 
 PREDICTIONS = Path(__file__).resolve().parents[1]/"nbs"/"fixtures"/"default-model"/"baseline-dev-predictions.jsonl"
@@ -24,7 +24,7 @@ def wrong(dev):
     assert len(rows) == 48 and sum(r["excluded"] for r in rows) == 3
     found = [r for r in rows if not r["excluded"] and not r["exec_match"]]
     for r in found:
-        r["categories"] = classify_error(r["gold_sql"], r["predicted_sql"], dev.tables[r["db_id"]], r["error_kind"])
+        r["categories"] = error_categories(r["gold_sql"], r["predicted_sql"], dev.tables[r["db_id"]], r["error_kind"])
     return {r["index"]: r for r in found}
 
 
