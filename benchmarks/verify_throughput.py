@@ -98,11 +98,11 @@ def open_like_reference(path):
     return connection
 
 
-def naive_verify(items, timeout):
+def naive_verify(items, timeout, replace_value=False):
     "The reference system's loop: per pair open the database, run gold and candidate, compare (official semantics)."
     verdicts = []
     for db_path, gold, candidate in items:
-        prepared_gold, prepared_candidate = prepare_sql(gold), prepare_sql(candidate, is_prediction=True)
+        prepared_gold, prepared_candidate = prepare_sql(gold), prepare_sql(candidate, is_prediction=replace_value)
         connection = open_like_reference(db_path)
         gold_rows = run_with_deadline(connection, prepared_gold, timeout)
         connection.close()
@@ -117,7 +117,7 @@ def naive_verify(items, timeout):
 def floor_seconds(items, timeout):
     "Wall and CPU seconds to execute each distinct (database, prepared query) once, one process, connections reused."
     distinct = {(str(db), prepare_sql(gold)) for db, gold, _ in items}
-    distinct |= {(str(db), prepare_sql(candidate, is_prediction=True)) for db, _, candidate in items}
+    distinct |= {(str(db), prepare_sql(candidate)) for db, _, candidate in items}  # the train-side verifier: no `value` rule
     connections, total, cpu = {}, 0.0, 0.0
     for db_path, sql in sorted(distinct):
         if db_path not in connections: connections[db_path] = open_like_reference(db_path)

@@ -6,16 +6,18 @@
 from __future__ import annotations
 import json
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, asdict
 from pathlib import Path
 
-from .core import ReasonForgeError, atomic_write_json
+from .core import ReasonForgeError, atomic_write_text
 from .hardness import query_hardness, HARDNESS_LEVELS
 from .execute import SQLExecutor
+from .exact_match import database_schema, foreign_key_map, exact_match, partial_score_summary, PARTIAL_COMPONENTS
 
 # %% auto #0
-__all__ = ['ScoredExample', 'score_predictions', 'summarize', 'evaluation_report', 'format_summary', 'Vote', 'majority_vote',
-           'write_report']
+__all__ = ['ScoredExample', 'database_files', 'score_predictions', 'summarize', 'evaluation_report', 'format_summary', 'Vote',
+           'majority_vote', 'write_report']
 
 # %% ../nbs/10_evaluate.ipynb #aa59b811
 @dataclass
@@ -24,45 +26,98 @@ class ScoredExample:
     index:int # position in the gold file
     db_id:str # the question's database
     hardness:str # easy / medium / hard / extra (Spider's rules on the gold query)
-    exec_match:bool|None # official execution match; None when excluded
+    exec_match:bool|None # official execution match (on every database file of the question); None when excluded
     lenient_match:bool|None # the reference system's lenient check, when asked for
     excluded:bool # the database file is missing (or the gold query itself fails), so it is not scored
     error:str|None # why the prediction failed to execute, or why the question is excluded
+    databases:int = 1 # database files the prediction was checked on (1: EX; more: a test-suite folder; 0: missing)
+    exact_match:bool|None = None # official exact-set-match, when asked for (`etype` match or all); None when excluded or not asked
+    exact_detail:object = None # the `reasonforge.exact_match.ExactMatch` behind it (partial scores), kept out of the report
+
+# %% ../nbs/10_evaluate.ipynb #a36427ab
+def database_files(db_path:str|Path, # the question's own database file (`<db_id>/<db_id>.sqlite`)
+                  )->list[Path]:
+    "Every regular file of the database's folder whose name contains `.sqlite` (the official rule), the database's own file first."
+    db_path = Path(db_path)
+    others = sorted(p for p in db_path.parent.iterdir() if ".sqlite" in p.name and p != db_path and p.is_file())
+    return [db_path] + others
 
 # %% ../nbs/10_evaluate.ipynb #d0ce4665
+def _example_verdict(i:int, db_id:str, hardness:str, verdicts:list, lenient:bool)->ScoredExample:
+    "One example's verdict from its verdicts on each database file (the first is the question's own file)."
+    for verdict in verdicts:
+        if verdict.gold_error:
+            return ScoredExample(i, db_id, hardness, None, None, True, f"gold query fails: {verdict.gold_error}", len(verdicts))
+    wrong = next((v for v in verdicts if not v.exec_match), None)
+    error = wrong.error if wrong is not None else None
+    if error and len(verdicts) > 1: error = f"on database file {verdicts.index(wrong) + 1} of {len(verdicts)}: {error}"
+    return ScoredExample(i, db_id, hardness, wrong is None, verdicts[0].lenient_match if lenient else None, False, error, len(verdicts))
+
+def _hardness_by_query(gold:list[tuple[str, str]])->dict[str, str]:
+    "Spider's hardness of each distinct gold query, parsed once."
+    return {sql: query_hardness(sql) for sql in dict.fromkeys(sql for sql, _ in gold)}
+
 def score_predictions(gold:list[tuple[str, str]], # (gold SQL, db_id) per question
                       predictions:list[str], # one predicted SQL per question ("" scores wrong)
                       database_for, # db_id -> Path of its .sqlite file, or None when it is missing
                       keep_distinct:bool=False, # keep DISTINCT (the official default removes it from both queries)
-                      lenient:bool=False, # also compute the reference system's lenient check
+                      lenient:bool=False, # also compute the reference system's lenient check (queries as written)
                       timeout:float=5.0, # seconds per query
                       executor:SQLExecutor|None=None, # reuse a running executor
+                      replace_value:bool=True, # the official `value` -> `1` rule on predictions (False: run them as written)
+                      test_suite:bool=True, # compare on every `.sqlite` file of the database's folder (official); False: its own file only
+                      etype:str="exec", # official `--etype`: exec (execution), match (exact-set-match) or all
+                      tables:dict|None=None, # db_id -> `TableSchema` (tables.json), needed for match: its foreign keys
                      )->list[ScoredExample]:
-    "Score `predictions` against `gold` with Spider's official execution-accuracy semantics."
+    "Score `predictions` against `gold` with Spider's official execution-accuracy semantics (EX, or TS on a test-suite folder)."
     if len(gold) != len(predictions):
         raise ReasonForgeError(f"{len(gold)} gold queries but {len(predictions)} predictions: the counts must match")
-    databases = {db_id: database_for(db_id) for db_id in {db_id for _, db_id in gold}}
-    to_verify = [(i, databases[db_id], sql, (prediction or "").strip())
-                 for i, ((sql, db_id), prediction) in enumerate(zip(gold, predictions)) if databases[db_id] is not None]
-    own_executor = executor is None
-    executor = executor or SQLExecutor(timeout=timeout)
-    try:
-        verdicts = executor.verify([(db, sql, prediction) for _, db, sql, prediction in to_verify],
-                                   keep_distinct=keep_distinct, lenient=lenient)
-    finally:
-        if own_executor: executor.close()
-    by_index = {i: verdict for (i, *_), verdict in zip(to_verify, verdicts)}
+    parser = ThreadPoolExecutor(1)  # hardness parsing overlaps the pool start and the workers' SQL (the parent mostly waits)
+    hardness_future = parser.submit(_hardness_by_query, gold)
+    files = {}
+    for db_id in dict.fromkeys(db_id for _, db_id in gold):
+        path = database_for(db_id)
+        files[db_id] = [] if path is None else database_files(path) if test_suite else [Path(path)]
+    items, owners = [], []
+    for i, ((sql, db_id), prediction) in enumerate(zip(gold, predictions)):
+        prediction = (prediction or "").strip()
+        for path in files[db_id]:
+            items.append((path, sql, prediction))
+            owners.append(i)
+    if etype not in ("exec", "match", "all"): raise ReasonForgeError(f"etype must be exec, match or all, not {etype!r}")
+    if etype != "exec" and tables is None: raise ReasonForgeError("exact-set-match (etype match or all) needs the tables.json schemas")
+    verdicts = []
+    if etype != "match":
+        own_executor = executor is None
+        executor = executor or SQLExecutor(timeout=timeout)
+        try: verdicts = executor.verify(items, keep_distinct=keep_distinct, lenient=lenient, replace_value=replace_value)
+        finally:
+            if own_executor: executor.close()
+    else: verdicts = [None] * len(items)
+    try: hardness_of = hardness_future.result()
+    finally: parser.shutdown()
+    by_index:dict[int, list] = {}
+    for owner, verdict in zip(owners, verdicts): by_index.setdefault(owner, []).append(verdict)
     scored = []
     for i, (sql, db_id) in enumerate(gold):
-        verdict = by_index.get(i)
-        if verdict is None:
-            scored.append(ScoredExample(i, db_id, query_hardness(sql), None, None, True, f"database file for {db_id!r} is missing"))
-        elif verdict.gold_error:
-            scored.append(ScoredExample(i, db_id, query_hardness(sql), None, None, True, f"gold query fails: {verdict.gold_error}"))
-        else:
-            scored.append(ScoredExample(i, db_id, query_hardness(sql), verdict.exec_match,
-                                        verdict.lenient_match if lenient else None, False, verdict.error))
+        if i not in by_index:
+            scored.append(ScoredExample(i, db_id, hardness_of[sql], None, None, True, f"database file for {db_id!r} is missing", 0))
+        elif etype == "match": scored.append(ScoredExample(i, db_id, hardness_of[sql], None, None, False, None, len(by_index[i])))
+        else: scored.append(_example_verdict(i, db_id, hardness_of[sql], by_index[i], lenient))
+    if etype != "exec": _add_exact_match(scored, gold, predictions, files, tables, replace_value)
     return scored
+
+def _add_exact_match(scored:list[ScoredExample], gold:list, predictions:list, files:dict, tables:dict, replace_value:bool):
+    "Fill in the official exact-set-match of each example whose database exists (gold and prediction parsed against its schema)."
+    schemas, key_maps = {}, {}
+    for example, (sql, db_id), prediction in zip(scored, gold, predictions):
+        if not files[db_id] or example.excluded: continue
+        if db_id not in schemas:
+            schemas[db_id] = database_schema(files[db_id][0])
+            key_maps[db_id] = foreign_key_map(tables[db_id])
+        prediction = (prediction or "").strip()
+        detail = exact_match(sql, prediction.replace("value", "1") if replace_value else prediction, schemas[db_id], key_maps[db_id])
+        example.exact_match, example.exact_detail = detail.match, detail
 
 # %% ../nbs/10_evaluate.ipynb #5d8e8858
 def _accuracy(flags): return sum(flags) / len(flags) if flags else 0.0
@@ -72,25 +127,44 @@ def summarize(scored:list[ScoredExample], # from `score_predictions`
              )->dict:
     "The report's `summary`: totals, exclusions, execution accuracy overall and per hardness."
     evaluated = [s for s in scored if not s.excluded]
+    exact = any(s.exact_detail is not None for s in scored)
+    executed = any(s.exec_match is not None for s in scored) or not exact
     by_hardness = {}
     for level in HARDNESS_LEVELS:
         of_level = [s for s in scored if s.hardness == level]
         scored_level = [s for s in of_level if not s.excluded]
         by_hardness[level] = dict(count=len(of_level), evaluated=len(scored_level), excluded=len(of_level) - len(scored_level),
-                                  exec_accuracy=_accuracy([s.exec_match for s in scored_level]))
+                                  exec_accuracy=_accuracy([s.exec_match for s in scored_level]) if executed else None)
         if lenient: by_hardness[level]["lenient_accuracy"] = _accuracy([s.lenient_match for s in scored_level])
+        if exact: by_hardness[level]["exact_match_accuracy"] = _accuracy([s.exact_match for s in of_level if s.exact_match is not None])
+    files = [s.databases for s in evaluated]
     return dict(total=len(scored), evaluated=len(evaluated), excluded=len(scored) - len(evaluated),
                 excluded_databases=sorted({s.db_id for s in scored if s.excluded}),
-                exec_accuracy=_accuracy([s.exec_match for s in evaluated]),
+                execution_metric="TS" if max(files, default=1) > 1 else "EX",
+                database_files=dict(min=min(files, default=0), max=max(files, default=0)),
+                exec_accuracy=_accuracy([s.exec_match for s in evaluated]) if executed else None,
                 lenient_accuracy=_accuracy([s.lenient_match for s in evaluated]) if lenient else None,
-                by_hardness=by_hardness)
+                by_hardness=by_hardness, **(_exact_summary(scored) if exact else {}))
+
+def _exact_summary(scored:list[ScoredExample])->dict:
+    "Exact-set-match accuracy and the official partial component scores (acc, rec, f1 per hardness and overall)."
+    judged = [s for s in scored if s.exact_match is not None]
+    table = partial_score_summary([s.exact_detail for s in scored], [s.hardness for s in scored])
+    return dict(exact_match_accuracy=_accuracy([s.exact_match for s in judged]), exact_match_judged=len(judged),
+                partial_scores={level: table[level]["partial"] for level in table})
 
 def evaluation_report(scored:list[ScoredExample], # from `score_predictions`
                       lenient:bool=False, # include the lenient accuracy
                       settings:dict|None=None, # how the numbers were obtained (metric, options), recorded as given
                      )->dict:
     "The full REPORT.json content: `summary`, `settings` and one entry per example, in order."
-    return dict(summary=summarize(scored, lenient), settings=settings or {}, examples=[asdict(s) for s in scored])
+    return dict(summary=summarize(scored, lenient), settings=settings or {}, examples=[_report_row(s) for s in scored])
+
+def _report_row(example:ScoredExample)->dict:
+    "One example as the report shows it (no parse details)."
+    row = dict(vars(example))
+    del row["exact_detail"]
+    return row
 
 # %% ../nbs/10_evaluate.ipynb #0395c54d
 def format_summary(summary:dict, # `evaluation_report(...)["summary"]`
@@ -101,11 +175,26 @@ def format_summary(summary:dict, # `evaluation_report(...)["summary"]`
             "evaluated": [summary["by_hardness"][l]["evaluated"] for l in HARDNESS_LEVELS] + [summary["evaluated"]],
             "excluded": [summary["by_hardness"][l]["excluded"] for l in HARDNESS_LEVELS] + [summary["excluded"]],
             "execution": [summary["by_hardness"][l]["exec_accuracy"] for l in HARDNESS_LEVELS] + [summary["exec_accuracy"]]}
+    if summary.get("exec_accuracy") is None: del rows["execution"]
+    if summary.get("exact_match_accuracy") is not None:
+        rows["exact match"] = [summary["by_hardness"][l].get("exact_match_accuracy", 0.0) for l in HARDNESS_LEVELS] + [summary["exact_match_accuracy"]]
     if summary.get("lenient_accuracy") is not None:
         rows["lenient"] = [summary["by_hardness"][l]["lenient_accuracy"] for l in HARDNESS_LEVELS] + [summary["lenient_accuracy"]]
     lines = [f"{'':12}" + "".join(f"{c:>11}" for c in columns)]
     for name, values in rows.items():
         lines.append(f"{name:12}" + "".join(f"{v:>11.3f}" if isinstance(v, float) else f"{v:>11d}" for v in values))
+    if summary.get("partial_scores"):
+        levels = list(HARDNESS_LEVELS) + ["all"]
+        for measure in ("acc", "rec", "f1"):
+            lines.append(f"partial matching {measure}:")
+            for component in PARTIAL_COMPONENTS:
+                values = [summary["partial_scores"].get(level, {}).get(component, {}).get(measure, 0.0) for level in levels]
+                lines.append(f"  {component:18}" + "".join(f"{v:>11.3f}" for v in values))
+    if summary.get("execution_metric") == "TS" and summary.get("exec_accuracy") is not None:
+        files = summary["database_files"]
+        lines.append(f"execution: TS (test-suite: each prediction checked on {files['min']} to {files['max']} database files)")
+    elif summary.get("execution_metric") == "EX" and summary.get("exec_accuracy") is not None:
+        lines.append("execution: EX (one database file per question)")
     if summary["excluded"]:
         lines.append(f"excluded: {summary['excluded']} questions whose database is missing ({', '.join(summary['excluded_databases'])}); not scored")
     return "\n".join(lines)
@@ -140,5 +229,12 @@ def majority_vote(verdicts:list, # one question's candidate verdicts (`reasonfor
 def write_report(path:str|Path, # REPORT.json to write (atomically)
                  report:dict, # from `evaluation_report`
                 )->Path:
-    "Write a report as JSON, atomically."
-    return atomic_write_json(path, report)
+    "Write a report as JSON, atomically: `summary` and `settings` indented, then one line per example (fast and diff-friendly)."
+    head = {key: value for key, value in report.items() if key != "examples"}
+    text = json.dumps(head, indent=2, sort_keys=True, ensure_ascii=False)
+    if "examples" in report:
+        examples = ",\n".join(map(_compact_json, report["examples"]))
+        text = (text[:-2] + ",\n" if head else "{\n") + f'  "examples": [\n{examples}\n  ]\n}}'
+    return atomic_write_text(path, text + "\n")
+
+_compact_json = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": ")).encode

@@ -11,7 +11,7 @@ from multiprocessing.connection import wait as wait_for_connections
 from pathlib import Path
 
 from .data import connect_read_only
-from .match import lenient_results_equal, official_results_equal, order_matters, prepare_sql, result_key
+from .match import LENIENT_MAX_ROWS, lenient_results_equal, official_results_equal, order_matters, prepare_sql, result_key
 
 # %% auto #0
 __all__ = ['ERROR_KINDS', 'STATEMENT_KEYWORDS', 'MAX_SQL_LENGTH', 'READ_ONLY_PRAGMAS', 'DENIED_FUNCTIONS', 'PROGRESS_STEPS',
@@ -145,6 +145,7 @@ class WorkerSession:
             sql:str, # query text, run as given
             timeout:float, # seconds before the query is interrupted
             max_rows:int, # more rows than this is a `too_many_rows` error
+            cut:bool=False, # instead keep the first `max_rows` rows and stop (the lenient check's rule)
            )->ExecutionOutcome:
         "Run one query under every limit and say how it went."
         started = time.monotonic()
@@ -162,6 +163,7 @@ class WorkerSession:
             rows = []
             while batch := cursor.fetchmany(FETCH_BATCH):
                 rows.extend(batch)
+                if len(rows) >= max_rows and cut: return outcome(rows=rows[:max_rows])
                 if len(rows) > max_rows:
                     rows = None
                     return outcome("too_many_rows", f"more than {max_rows} rows")
@@ -214,15 +216,26 @@ def _prepare(sql:str, is_prediction:bool, keep_distinct:bool)->str:
     "The official preparation of `sql`, except that text too long to run stays as it is (sqlparse takes minutes over megabytes)."
     return sql if len(sql) > MAX_SQL_LENGTH else _prepare_official(sql, is_prediction, keep_distinct)
 
-def _judge(gold:ExecutionOutcome, gold_sorted:bool, candidate:ExecutionOutcome, candidate_keys:tuple|None, lenient:bool)->tuple:
-    "A verdict tuple for one (gold, candidate) pair whose results are known; `candidate_keys` is (multiset key, ordered key)."
+def _judge(gold:ExecutionOutcome, gold_sorted:bool, candidate:ExecutionOutcome, candidate_keys:tuple|None, loose:bool|None)->tuple:
+    "A verdict tuple for one (gold, candidate) pair whose results are known; `candidate_keys` is (multiset key, ordered key), `loose` the lenient verdict."
     gold_error = None if gold.ok else f"{gold.error_kind}: {gold.error}"
-    if not candidate.ok: return (False, False if lenient else None, candidate.error_kind, candidate.error, None, gold_error, None)
+    if not candidate.ok: return (False, loose, candidate.error_kind, candidate.error, None, gold_error, None)
     key, ordered_key = candidate_keys or (None, None)
     if gold_error: return (False, None, None, None, key, gold_error, ordered_key)
     exact = official_results_equal(gold.rows, candidate.rows, gold_sorted)
-    loose = lenient_results_equal(gold.rows, candidate.rows) if lenient else None
     return (exact, loose, None, None, key, None, ordered_key)
+
+def _as_written_rows(session:WorkerSession, db_path:str, text:str, official_text:str, official:ExecutionOutcome|None,
+                     timeout:float, cache:dict)->list|None:
+    "The first `LENIENT_MAX_ROWS` rows of `text` run exactly as written (the lenient check), reusing the official run when the texts agree; None when it fails."
+    if text in cache: return cache[text]
+    if official is not None and text == official_text and official.error_kind != "too_many_rows":
+        rows = official.rows[:LENIENT_MAX_ROWS] if official.ok else None
+    else:
+        result = session.run(db_path, text, timeout, LENIENT_MAX_ROWS, cut=True)
+        rows = result.rows if result.ok else None
+    cache[text] = rows
+    return rows
 
 def _result_keys(result:ExecutionOutcome)->tuple|None:
     "The vote's keys of an executed result: (as a multiset of rows, as a list of rows); None when it failed."
@@ -234,23 +247,26 @@ def verify_group(session:WorkerSession, # the worker's session
                  candidates:list[str], # distinct candidate queries (raw text)
                  pairs:list[tuple[int, int]], # (gold index, candidate index) pairs to judge
                  keep_distinct:bool=False, # official `--keep_distinct`
-                 lenient:bool=False, # also compute the lenient check
+                 lenient:bool=False, # also compute the lenient check (both queries run as written)
                  timeout:float=5.0, # seconds per query
                  max_rows:int=100_000, # row cap per query
+                 replace_value:bool=False, # candidates are predictions to publish: replace the substring `value` by `1` (official)
                  forced:dict[int, tuple[str, str]]|None=None, # step -> (error kind, message) decided by the parent
                 )->list[tuple]:
     "Verdict tuples for `pairs`; step i < len(golds) is gold i, then candidate j is step len(golds)+j."
     forced = forced or {}
-    gold_results, gold_sorted, by_prepared = [], [], {}
+    gold_results, gold_sorted, gold_loose, by_prepared, as_written = [], [], [], {}, {}
     for index, gold in enumerate(golds):
         session.begin_step(index)
         prepared = _prepare(gold, False, keep_distinct)
-        if index in forced: result = ExecutionOutcome(None, *forced[index])
+        if index in forced: result, loose_rows = ExecutionOutcome(None, *forced[index]), None
         else:
             result = session.gold_result(db_path, prepared, timeout, max_rows)
             by_prepared.setdefault(prepared, (result, _result_keys(result)))
+            loose_rows = _as_written_rows(session, db_path, gold, prepared, result, timeout, as_written) if lenient else None
         gold_results.append(result)
         gold_sorted.append(order_matters(prepared))
+        gold_loose.append(loose_rows)
     judged_by_candidate:dict[int, list[tuple[int, int]]] = {}
     for pair_index, (gold_index, candidate_index) in enumerate(pairs):
         judged_by_candidate.setdefault(candidate_index, []).append((pair_index, gold_index))
@@ -258,16 +274,22 @@ def verify_group(session:WorkerSession, # the worker's session
     for candidate_index, judged in judged_by_candidate.items():
         step = len(golds) + candidate_index
         session.begin_step(step)
+        loose_rows = None
         if step in forced: result, keys = ExecutionOutcome(None, *forced[step]), None
         else:
             text = candidates[candidate_index]
-            prepared = _prepare(text, " value " in text, keep_distinct)  # without the placeholder, a gold's preparation
+            prepared = _prepare(text, replace_value, keep_distinct)
             if prepared not in by_prepared:
                 result = session.run(db_path, prepared, timeout, max_rows)
                 by_prepared[prepared] = (result, _result_keys(result))
             result, keys = by_prepared[prepared]
+            if lenient: loose_rows = _as_written_rows(session, db_path, text, prepared, result, timeout, as_written)
         for pair_index, gold_index in judged:
-            verdicts[pair_index] = _judge(gold_results[gold_index], gold_sorted[gold_index], result, keys, lenient)
+            loose = None
+            if lenient:
+                gold_rows = gold_loose[gold_index]
+                loose = gold_rows is not None and loose_rows is not None and lenient_results_equal(gold_rows, loose_rows)
+            verdicts[pair_index] = _judge(gold_results[gold_index], gold_sorted[gold_index], result, keys, loose)
     session.end_steps()
     return verdicts
 
@@ -532,7 +554,8 @@ class SQLExecutor:
 
     def verify(self, items:list[tuple[Path|str, str, str]], # (database file, gold query, candidate query)
                keep_distinct:bool=False, # official `--keep_distinct`: do not delete DISTINCT before running
-               lenient:bool=False, # also compute the reference system's lenient check
+               lenient:bool=False, # also compute the reference system's lenient check (both queries run as written)
+               replace_value:bool=False, # candidates are predictions to publish: the official `value` -> `1` rule (never on the train side)
               )->list[Verdict]:
         "Judge each candidate against its gold query by executing both (official semantics); one `Verdict` per item."
         by_db:dict[str, dict[str, dict[str, list[int]]]] = {}
@@ -548,15 +571,15 @@ class SQLExecutor:
                 chunk.append(gold)
                 size += 1 + len(candidates)
                 if size >= self.max_task_steps:
-                    tasks.append(self._verify_task(db_path, chunk, golds, keep_distinct, lenient))
+                    tasks.append(self._verify_task(db_path, chunk, golds, keep_distinct, lenient, replace_value))
                     chunk, size = [], 0
-            if chunk: tasks.append(self._verify_task(db_path, chunk, golds, keep_distinct, lenient))
+            if chunk: tasks.append(self._verify_task(db_path, chunk, golds, keep_distinct, lenient, replace_value))
         for task in self._run(tasks):
             for verdict, indices in zip(task.result, task.extra):
                 for index in indices: verdicts[index] = Verdict(*verdict)
         return verdicts
 
-    def _verify_task(self, db_path:str, golds:list[str], candidates_by_gold:dict, keep_distinct:bool, lenient:bool)->_Task:
+    def _verify_task(self, db_path:str, golds:list[str], candidates_by_gold:dict, keep_distinct:bool, lenient:bool, replace_value:bool=False)->_Task:
         "A verify task for some gold queries of one database and all their candidates."
         candidate_index:dict[str, int] = {}
         pairs, item_lists = [], []
@@ -564,7 +587,7 @@ class SQLExecutor:
             for candidate, indices in candidates_by_gold[gold].items():
                 pairs.append((gold_index, candidate_index.setdefault(candidate, len(candidate_index))))
                 item_lists.append(indices)
-        arguments = [db_path, golds, list(candidate_index), pairs, keep_distinct, lenient, self.timeout, self.max_rows, {}]
+        arguments = [db_path, golds, list(candidate_index), pairs, keep_distinct, lenient, self.timeout, self.max_rows, replace_value, {}]
         return _Task("verify", db_path, arguments, len(golds) + len(candidate_index), extra=item_lists, affinity=(db_path, golds[0]))
 
     def _debug(self, action:str, seconds:float=0.0)->object:

@@ -68,3 +68,31 @@ def test_memory_blowup_is_a_memory_error(dev):
         outcome = small.execute([(path, big)])[0]
         assert outcome.error_kind == "memory", (outcome.error_kind, outcome.error)
         assert small.execute([(path, "SELECT count(*) FROM singer")])[0].rows == [(6,)]
+
+
+def test_lenient_runs_both_queries_as_written(dev, executor):
+    "The reference's lenient check: no DISTINCT removal, no `> =` joining, no `value` rule; official EX does all three."
+    concert = dev.database_path("concert_singer")
+    gold = "SELECT count(DISTINCT country) FROM singer"
+    cases = {"SELECT count(country) FROM singer": (True, False),
+             "SELECT count(DISTINCT country) FROM singer": (True, True),
+             "SELECT count(DISTINCT country) FROM singer WHERE age > = 0": (True, False),
+             "SELECT count(DISTINCT country) FROM singer WHERE age > value": (True, False)}
+    verdicts = executor.verify([(concert, gold, candidate) for candidate in cases], lenient=True, replace_value=True)
+    assert [(v.exec_match, v.lenient_match) for v in verdicts] == list(cases.values()), verdicts
+    ordered = "SELECT DISTINCT country FROM singer ORDER BY country LIMIT 1"
+    verdict, = executor.verify([(concert, ordered, "SELECT country FROM singer ORDER BY country LIMIT 1")], lenient=True)
+    assert (verdict.exec_match, verdict.lenient_match) == (True, True)
+    verdict, = executor.verify([(concert, "SELECT DISTINCT country FROM singer", "SELECT country FROM singer")], lenient=True)
+    assert (verdict.exec_match, verdict.lenient_match) == (True, True)  # sets of rows: duplicates do not matter to lenient
+    verdict, = executor.verify([(concert, "SELECT country FROM singer", "")], lenient=True)
+    assert (verdict.exec_match, verdict.lenient_match) == (False, False)  # blank prediction: wrong
+
+
+def test_value_rule_only_when_asked(dev, executor):
+    "Train-side verification runs candidates as written; published predictions get the official `value` -> `1`."
+    concert = dev.database_path("concert_singer")
+    item = (concert, "SELECT count(*) FROM singer WHERE age > 1", "SELECT count(*) FROM singer WHERE age > value")
+    as_written, replaced = executor.verify([item])[0], executor.verify([item], replace_value=True)[0]
+    assert (as_written.exec_match, as_written.error_kind) == (False, "schema")
+    assert (replaced.exec_match, replaced.error_kind) == (True, None)

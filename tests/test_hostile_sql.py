@@ -28,7 +28,7 @@ import pytest
 from reasonforge.core import sha256_file
 from reasonforge.data import find_spider_dir
 from reasonforge.execute import ERROR_KINDS, SQLExecutor
-from reasonforge.loop import ExecutionConfig
+from reasonforge.config import ExecutionConfig
 
 SPIDER = find_spider_dir()
 DATABASES = {"concert": "concert_singer", "flight": "flight_4", "sakila": "sakila_1"}
@@ -237,7 +237,8 @@ def test_workers_have_a_bounded_address_space(executor):
 
 def test_memory_blowup_under_the_loop_executor(databases):
     "The loop's own executor (full-run config: 30 s, 100,000 rows, 2048 MB per worker) turns blow-ups into `memory`."
-    from reasonforge.loop import _executor, load_config
+    from reasonforge.config import load_config
+    from reasonforge.loop import _executor
     config = load_config(Path(__file__).parents[1]/"configs"/"spider-ministral8b.yaml")
     with _executor(SimpleNamespace(config=config)) as pool:
         assert (pool.memory_limit_mb, pool.max_rows) == (2048, 100_000)

@@ -5,7 +5,7 @@ from itertools import permutations
 
 import sqlparse
 
-from reasonforge.match import (lenient_results_equal, official_results_equal, order_matters, prepare_sql,
+from reasonforge.match import (lenient_results_equal, official_results_equal, order_matters, prepare_sql, replace_value_placeholder,
                                remove_distinct, result_key)
 
 
@@ -83,3 +83,20 @@ def test_remove_distinct_fuzzed_spider_queries():
         spliced.append(query[:position] + insert + query[position:])
     interesting = [q for q in queries if ";" in q or "distinct" in q.lower()]
     assert [q for q in interesting + spliced if remove_distinct(q) != official(q)] == []
+
+
+def test_value_placeholder_is_a_plain_substring_replace():
+    "Official `p_str.replace('value', '1')`: anywhere, case-sensitive."
+    assert replace_value_placeholder("SELECT total_value FROM t WHERE a = 'value'") == "SELECT total_1 FROM t WHERE a = '1'"
+    assert replace_value_placeholder("SELECT Value FROM t WHERE x = VALUE") == "SELECT Value FROM t WHERE x = VALUE"
+    assert prepare_sql("SELECT x FROM t WHERE y = value", is_prediction=False) == "SELECT x FROM t WHERE y = value"
+
+
+def test_lenient_null_sentinel_and_row_cut():
+    "NULL is `<NULL>` (never equal to the text 'None' or '<null>'), and only the first 50,000 rows count."
+    assert not lenient_results_equal([(None,)], [("None",)])
+    assert not lenient_results_equal([(None,)], [("<NULL>",)])
+    assert lenient_results_equal([(None, "A")], [("a ", None)])
+    big = [(i,) for i in range(50_010)]
+    assert lenient_results_equal(big, big[:50_000])
+    assert not lenient_results_equal(big, big[1:])
