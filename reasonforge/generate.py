@@ -4,7 +4,8 @@
 
 # %% ../nbs/05_generate.ipynb #ed16daed
 from __future__ import annotations
-import dataclasses, json, multiprocessing, os, sys, time, traceback, weakref
+import dataclasses, json, multiprocessing, os, sys, threading, time, traceback, weakref
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,8 +14,9 @@ from .prompt import RESPONSE_STOP, extract_sql, prompt_text
 from .models import DEFAULT_MODEL, heavy_lock, model_identity, resolve_model
 
 # %% auto #0
-__all__ = ['GREEDY', 'CPU_MAX_MODEL_LEN', 'SamplingSettings', 'request_seed', 'Candidate', 'CandidateCache', 'GenerationBackend',
-           'VLLMBackend', 'TransformersBackend']
+__all__ = ['GREEDY', 'CPU_MAX_MODEL_LEN', 'EXECUTOR_BACKENDS', 'SamplingSettings', 'request_seed', 'Candidate', 'CandidateCache',
+           'prompt_key', 'GenerationBackend', 'VLLMBackend', 'TransformersBackend', 'shard_indices', 'merge_shards',
+           'replica_plan', 'DataParallelBackend', 'vllm_backend']
 
 # %% ../nbs/05_generate.ipynb #c08e096b
 @dataclass(frozen=True)
@@ -97,6 +99,13 @@ class CandidateCache:
         atomic_write_text(path, "\n".join(lines) + "\n")
 
 # %% ../nbs/05_generate.ipynb #7c22beb4
+def prompt_key(sampler:dict, # `GenerationBackend.sampler_identity()`
+               settings:SamplingSettings, # the batch's settings
+               prompt:str, # the prompt text
+              )->str:
+    "The cache key of one prompt's candidates: who samples, how, and what."
+    return stable_hash([sampler, settings.as_dict(), prompt], 32)
+
 class GenerationBackend:
     "Sampling with a cache: subclasses provide `_start`, `_stop` and `_sample`."
     name = "base"
@@ -171,7 +180,7 @@ class GenerationBackend:
         "k candidates for each prompt, in the caller's order; cached prompts are not sampled again."
         started = time.time()
         cache, sampler = self._cache_for(settings)
-        keys = [stable_hash([sampler, settings.as_dict(), prompt], 32) for prompt in prompts]
+        keys = [prompt_key(sampler, settings, prompt) for prompt in prompts]
         missing = sorted({key: prompt for key, prompt in zip(keys, prompts) if cache is None or key not in cache}.items(),
                          key=lambda item: item[1])
         batch_id = stable_hash([sampler, settings.as_dict(), sorted(set(keys))])
@@ -217,6 +226,9 @@ def _vllm_engine_options(device_type:str, options:dict)->dict:
     elif options.get("max_num_seqs"): engine["max_num_seqs"] = options["max_num_seqs"]
     if options.get("max_model_len"): engine["max_model_len"] = options["max_model_len"]
     if options.get("lora_adapter"): engine.update(enable_lora=True, max_lora_rank=options.get("max_lora_rank") or 64)
+    for key in ("tensor_parallel_size", "pipeline_parallel_size"): # several GPUs per engine: passed through to vLLM
+        if (options.get(key) or 1) > 1: engine[key] = options[key]
+    if options.get("distributed_executor_backend"): engine["distributed_executor_backend"] = options["distributed_executor_backend"]
     return engine
 
 def _vllm_child(connection, # this process's end of the pipe
@@ -225,6 +237,7 @@ def _vllm_child(connection, # this process's end of the pipe
                ):
     "Entry point of the vLLM child process: build the engine, then serve `generate` requests until told to stop."
     die_with_parent() # a killed parent leaves no engine behind, even in the middle of a long generate call
+    if options.get("cuda_visible_devices"): os.environ["CUDA_VISIBLE_DEVICES"] = options["cuda_visible_devices"] # this replica's GPUs
     try:
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(options.get("kv_cache_gib") or 3))
         from vllm.platforms import current_platform
@@ -286,13 +299,19 @@ class VLLMBackend(GenerationBackend):
                  max_num_seqs:int|None=None, # sequences run at once (default: 16 on CPU, vLLM's choice on GPU)
                  max_model_len:int|None=None, # longest prompt plus answer in tokens (default: the model's)
                  kv_cache_gib:int|None=None, # CPU only: KV cache size if `$VLLM_CPU_KVCACHE_SPACE` is unset (default 3)
+                 tensor_parallel_size:int=1, # GPUs one engine splits each layer over (vLLM's tensor_parallel_size)
+                 pipeline_parallel_size:int=1, # GPUs one engine splits the layers over (vLLM's pipeline_parallel_size)
+                 distributed_executor_backend:str|None=None, # "ray" for a Ray cluster the user started; None: vLLM's choice
+                 cuda_visible_devices:str|None=None, # the GPUs this engine may use, e.g. "2,3" (None: all it sees)
                  start_timeout:float=900, # seconds the engine may take to start
                 ):
         super().__init__(model, cache_folder, use_cache, group_size, progress)
         if lora_adapter is not None and not Path(lora_adapter).is_dir():
             raise ReasonForgeError(f"LoRA adapter folder not found: {lora_adapter}")
         self.options = {"lora_adapter": str(lora_adapter) if lora_adapter else None, "dtype": dtype, "max_num_seqs": max_num_seqs,
-                        "max_model_len": max_model_len, "kv_cache_gib": kv_cache_gib}
+                        "max_model_len": max_model_len, "kv_cache_gib": kv_cache_gib, "tensor_parallel_size": tensor_parallel_size,
+                        "pipeline_parallel_size": pipeline_parallel_size, "distributed_executor_backend": distributed_executor_backend,
+                        "cuda_visible_devices": cuda_visible_devices}
         self.start_timeout, self.engine_info, self._process, self._connection, self._lock = start_timeout, None, None, None, None
         self._finalizer = None
 
@@ -342,6 +361,8 @@ class VLLMBackend(GenerationBackend):
         return [[Candidate.from_text(*candidate) for candidate in output] for output in outputs]
 
 # %% ../nbs/05_generate.ipynb #a1a8cf8d
+_TORCH_SEED_LOCK = threading.Lock() # torch's generators are global: one seeded generate at a time per process
+
 class TransformersBackend(GenerationBackend):
     "Sampling with plain transformers `generate`, in process: portable and the greedy reference."
     name = "transformers"
@@ -375,10 +396,10 @@ class TransformersBackend(GenerationBackend):
         tokenizer, results = self.tokenizer, []
         for prompt, seed in zip(prompts, seeds):
             ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(self.model.device)
-            torch.manual_seed(seed)
             sampling = {"do_sample": False} if settings.greedy else {"do_sample": True, "temperature": settings.temperature,
                                                                       "top_p": settings.top_p, "top_k": 0}
-            with torch.no_grad():
+            with _TORCH_SEED_LOCK, torch.no_grad(): # replicas in threads must not reseed each other mid-sample
+                torch.manual_seed(seed)
                 out = self.model.generate(**ids, max_new_tokens=settings.max_tokens, num_return_sequences=settings.k,
                                           stop_strings=list(settings.stop) or None, tokenizer=tokenizer,
                                           pad_token_id=tokenizer.pad_token_id, **sampling)
@@ -393,3 +414,126 @@ class TransformersBackend(GenerationBackend):
                 candidates.append(Candidate.from_text(text[:min(cuts)] if cuts else text, prompt_length, length, finish))
             results.append(candidates)
         return results
+
+# %% ../nbs/05_generate.ipynb #5762d0bc
+def shard_indices(count:int, # items to split (prompts)
+                  shards:int, # replicas
+                 )->list[list[int]]:
+    "Contiguous, balanced blocks of `range(count)`, one per replica (the first `count % shards` one longer; empty when there are too few)."
+    if shards < 1: raise ReasonForgeError(f"data_parallel_size={shards}: must be at least 1")
+    size, extra = divmod(count, shards)
+    blocks, start = [], 0
+    for shard in range(shards):
+        end = start + size + (shard < extra)
+        blocks.append(list(range(start, end)))
+        start = end
+    return blocks
+
+def merge_shards(blocks:list[list[int]], # `shard_indices`' blocks
+                 results:list[list], # one result list per block, in the block's order
+                )->list:
+    "The replicas' results back in the original order (the inverse of `shard_indices`)."
+    merged = [None] * sum(len(block) for block in blocks)
+    for replica, (block, result) in enumerate(zip(blocks, results, strict=True)):
+        if len(result) != len(block): raise RuntimeError(f"replica {replica} returned {len(result)} results for {len(block)} prompts")
+        for index, value in zip(block, result): merged[index] = value
+    return merged
+
+EXECUTOR_BACKENDS = ("mp", "ray")
+
+def replica_plan(data_parallel_size:int=1, # engine replicas, each on its own GPUs
+                 tensor_parallel_size:int=1, # GPUs per layer within one engine
+                 pipeline_parallel_size:int=1, # pipeline stages within one engine
+                 distributed_executor_backend:str|None=None, # "ray", "mp" or None (vLLM's choice)
+                 device_type:str="cuda", # the platform the engine arguments are for
+                 **options, # the other VLLMBackend options: dtype, max_num_seqs, max_model_len, kv_cache_gib, lora_adapter
+                )->list[dict]:
+    "Each replica's GPUs (`CUDA_VISIBLE_DEVICES`) and vLLM engine arguments, computed without vLLM."
+    for key, value in (("data_parallel_size", data_parallel_size), ("tensor_parallel_size", tensor_parallel_size),
+                       ("pipeline_parallel_size", pipeline_parallel_size)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1: raise ReasonForgeError(f"engine.{key}={value!r}: must be an integer >= 1")
+    if distributed_executor_backend not in (None, *EXECUTOR_BACKENDS):
+        raise ReasonForgeError(f"engine.distributed_executor_backend={distributed_executor_backend!r}: must be one of {', '.join(EXECUTOR_BACKENDS)} or null")
+    per_replica = tensor_parallel_size * pipeline_parallel_size
+    parallel = {"tensor_parallel_size": tensor_parallel_size, "pipeline_parallel_size": pipeline_parallel_size,
+                "distributed_executor_backend": distributed_executor_backend}
+    plans = []
+    for replica in range(data_parallel_size):
+        # one engine uses the GPUs it sees; on a Ray cluster Ray places each engine's workers; else each replica gets its own block
+        devices = None if data_parallel_size == 1 or distributed_executor_backend == "ray" or device_type != "cuda" else \
+                  ",".join(str(replica * per_replica + gpu) for gpu in range(per_replica))
+        plans.append({"replica": replica, "gpus": per_replica, "cuda_visible_devices": devices,
+                      "engine_args": _vllm_engine_options(device_type, {**options, **parallel})})
+    return plans
+
+# %% ../nbs/05_generate.ipynb #115dd5cc
+class DataParallelBackend(GenerationBackend):
+    "N backends (engine replicas) behind one: missing prompts split into contiguous blocks, sampled at once, merged in order."
+    def __init__(self, replicas:list[GenerationBackend], # same model, weights and backend type; each its own engine
+                ):
+        if not replicas: raise ReasonForgeError("DataParallelBackend needs at least one replica")
+        identities = {json.dumps(r.sampler_identity(), sort_keys=True) for r in replicas}
+        if len(identities) != 1: raise ReasonForgeError("DataParallelBackend replicas must sample alike (same backend, model and settings)")
+        first = replicas[0]
+        self.replicas, self.name, self.model_source, self.model_dir = list(replicas), first.name, first.model_source, first.model_dir
+        self.use_cache, self.cache_root, self.group_size, self.progress = first.use_cache, first.cache_root, first.group_size, first.progress
+        self.engine_started, self.stats, self._tokenizer, self._lock = False, {}, None, None
+
+    def sampler_identity(self)->dict: return self.replicas[0].sampler_identity() # the cache is shared with a single engine
+    def prompt(self, schema:str, question:str)->str: return self.replicas[0].prompt(schema, question)
+    @property
+    def tokenizer(self): return self.replicas[0].tokenizer
+
+    def _start(self):
+        self._take_heavy_lock("starting engine replicas") # held here, so the replicas (same process) do not wait for each other
+        try:
+            with ThreadPoolExecutor(len(self.replicas)) as pool: list(pool.map(lambda r: r.start(), self.replicas))
+        except BaseException:
+            self._stop()
+            raise
+
+    def _stop(self):
+        try:
+            for replica in self.replicas: replica.close()
+        finally:
+            if self._lock is not None: self._lock.__exit__(None, None, None); self._lock = None
+
+    def generate(self, prompts:list[str], # prompt texts, as the model continues them
+                 settings:SamplingSettings=SamplingSettings(), # how to sample
+                )->list[list[Candidate]]:
+        "k candidates for each prompt, in the caller's order; the missing ones sampled by all replicas at once."
+        started = time.time()
+        cache, sampler = self._cache_for(settings)
+        missing = sorted({prompt for prompt in prompts if cache is None or prompt_key(sampler, settings, prompt) not in cache})
+        blocks = shard_indices(len(missing), len(self.replicas))
+        self.stats = {"prompts": len(prompts), "sampled_prompts": len(missing), "generated_tokens": 0, "settings": settings.as_dict(),
+                      "replicas": len(self.replicas), "prompts_per_replica": [len(block) for block in blocks]}
+        if missing: self._ensure_started()
+        def run(replica_and_block):
+            replica, block = replica_and_block
+            return replica.generate([missing[i] for i in block], settings) if block else []
+        with ThreadPoolExecutor(len(self.replicas)) as pool: # every replica runs to its end, even if another fails
+            futures = [pool.submit(run, pair) for pair in zip(self.replicas, blocks)]
+        failures = [(i, f.exception()) for i, f in enumerate(futures) if f.exception() is not None]
+        if failures: # the other replicas' candidates are in the cache: a rerun samples only what is left
+            replica, error = failures[0]
+            raise RuntimeError(f"engine replica {replica} of {len(self.replicas)} failed ({type(error).__name__}: {error}); "
+                               f"{len(failures)} failed in all; finished groups are cached, rerun to sample the rest") from error
+        fresh = dict(zip(missing, merge_shards(blocks, [f.result() for f in futures])))
+        self.stats["generated_tokens"] = sum(c.completion_tokens for cands in fresh.values() for c in cands)
+        self.stats["seconds"] = round(time.time() - started, 2)
+        return [fresh[p] if p in fresh else cache.get(prompt_key(sampler, settings, p)) for p in prompts]
+
+def vllm_backend(model:str|Path=DEFAULT_MODEL, # model source for `resolve_model`
+                 data_parallel_size:int=1, # engine replicas, each on its own GPUs (1: one engine)
+                 tensor_parallel_size:int=1, # GPUs per layer within one engine
+                 pipeline_parallel_size:int=1, # pipeline stages within one engine
+                 distributed_executor_backend:str|None=None, # "ray" for a Ray cluster the user started
+                 **options, # the other `VLLMBackend` arguments (cache_folder, group_size, dtype, ...)
+                )->GenerationBackend:
+    "One vLLM engine, or `data_parallel_size` replicas of it behind a `DataParallelBackend`, laid out by `replica_plan`."
+    plan = replica_plan(data_parallel_size, tensor_parallel_size, pipeline_parallel_size, distributed_executor_backend)
+    replicas = [VLLMBackend(model, tensor_parallel_size=tensor_parallel_size, pipeline_parallel_size=pipeline_parallel_size,
+                            distributed_executor_backend=distributed_executor_backend,
+                            cuda_visible_devices=p["cuda_visible_devices"], **options) for p in plan]
+    return replicas[0] if data_parallel_size == 1 else DataParallelBackend(replicas)

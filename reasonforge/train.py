@@ -8,7 +8,7 @@ import json, logging, os, shutil, subprocess, sys, time
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 
-from .core import ReasonForgeError, atomic_write_json, die_with_parent, sha256_file, stable_hash
+from .core import ReasonForgeError, atomic_write_json, atomic_write_text, die_with_parent, sha256_file, stable_hash
 from .harvest import read_training_set
 from .models import heavy_lock
 from .prompt import RESPONSE_PREFIX
@@ -18,7 +18,8 @@ logger = logging.getLogger(__name__)
 # %% auto #0
 __all__ = ['logger', 'BACKENDS', 'LORA_TARGET_MODULES', 'CHATML_TEMPLATE', 'IGNORE_INDEX', 'USER_ERROR_EXIT_CODE',
            'PARENT_VARIABLE', 'TrainSettings', 'build_tiny_model', 'tokenize_row', 'tokenize_rows',
-           'last_complete_checkpoint', 'run_training_job', 'start_training', 'wait_for_training', 'train_lora']
+           'last_complete_checkpoint', 'run_training_job', 'training_launch_command', 'start_training',
+           'wait_for_training', 'train_lora']
 
 # %% ../nbs/09_train.ipynb #c42e3009
 BACKENDS = ("unsloth", "peft")
@@ -44,21 +45,29 @@ class TrainSettings:
     gradient_checkpointing:bool=True # recompute activations in the backward pass to save memory
     load_in_4bit:bool=False # Unsloth only: 4-bit base weights (QLoRA); the merge reloads the base in full precision
     dtype:str|None=None # "float32", "bfloat16", ...; None: bfloat16 on GPUs that support it, else float32
-    save_steps:int=50 # checkpoint every this many steps (what a killed run resumes from)
+    save_steps:int|None=50 # checkpoint every this many steps (what a killed run resumes from); None: no checkpoints
     save_total_limit:int=2 # checkpoints kept
     logging_steps:int=1 # log the loss every this many steps
     seed:int=0 # LoRA initialisation, data order and dropout
     merge:bool=True # also save the merged full model (the folder vLLM loads)
+    unsloth_optimizations:bool=True # Unsloth only: its padding-free batching and offloaded gradient checkpointing; False: padded batches and standard checkpointing, as plain PEFT does (like-for-like benchmarks)
+    num_processes:int=1 # training processes, one per GPU: more than 1 launches the child with `accelerate launch` (DDP)
 
     def __post_init__(self):
         if self.backend not in BACKENDS:
             raise ReasonForgeError(f"TrainSettings.backend={self.backend!r}: must be one of {', '.join(BACKENDS)}")
         self.target_modules = tuple(self.target_modules)
+        if not isinstance(self.num_processes, int) or self.num_processes < 1:
+            raise ReasonForgeError(f"TrainSettings.num_processes={self.num_processes!r}: must be an integer >= 1")
+        if self.num_processes > 1 and self.backend == "unsloth":
+            raise ReasonForgeError(f"TrainSettings.num_processes={self.num_processes} with backend='unsloth': this project does not "
+                                   f"launch Unsloth on several GPUs (its multi-GPU training is not supported here); "
+                                   f"use backend='peft' for DDP, or num_processes=1")
 
     @property
     def effective_batch_size(self)->int:
         "Rows per optimizer step."
-        return self.per_device_batch_size * self.gradient_accumulation_steps
+        return self.per_device_batch_size * self.gradient_accumulation_steps * self.num_processes
 
 # %% ../nbs/09_train.ipynb #d4507c6f
 CHATML_TEMPLATE = ("{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
@@ -152,6 +161,43 @@ def _peak_rss_mb()->float:
     import resource
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
+def _gpu_peak_memory_mb()->dict:
+    "This process's peak GPU memory in MiB (`torch.cuda.max_memory_allocated` and `max_memory_reserved`), None without a GPU."
+    import torch
+    if not torch.cuda.is_available(): return {"peak_gpu_allocated_mb": None, "peak_gpu_reserved_mb": None}
+    return {"peak_gpu_allocated_mb": torch.cuda.max_memory_allocated() / 2**20, "peak_gpu_reserved_mb": torch.cuda.max_memory_reserved() / 2**20}
+
+def _training_device()->str|None:
+    "The GPU this process trains on (`cuda:LOCAL_RANK` under a DDP launch), None on a CPU."
+    import torch
+    return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else None
+
+_PIP_NAMES = {"cut_cross_entropy": "cut-cross-entropy", "unsloth_zoo": "unsloth_zoo", "PIL": "pillow", "yaml": "pyyaml"}
+
+def _missing_package(error:BaseException)->str|None:
+    "The pip name of the package whose absence caused `error` (walking its causes), or None."
+    import re
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        name = error.name if isinstance(error, ModuleNotFoundError) else None # not any ImportError: "cannot import name" is a version clash
+        found = re.search(r"No module named '([\w.]+)'|[Pp]lease install `?([A-Za-z][\w.-]*)|pip install `?([A-Za-z][\w.-]*)", str(error))
+        name = name or (found and next(g for g in found.groups() if g))
+        if name in ("a", "the", "it", "one"): name = None # "please install a GPU driver" names no package
+        if name:
+            top = name.split(".")[0]
+            return _PIP_NAMES.get(top, top.replace("_", "-"))
+        error = error.__cause__ or error.__context__
+    return None
+
+def _unsloth_error(what:str, error:BaseException)->ReasonForgeError:
+    "A user error for Unsloth failing: the missing package by name when that is the cause, else the error and the way out."
+    missing = _missing_package(error)
+    if missing:
+        return ReasonForgeError(f"Unsloth {what}: the Python package '{missing}' is missing (pip install {missing}; "
+                                f"the [gpu] extra brings it: pip install 'reasonforge[gpu]')")
+    return ReasonForgeError(f"Unsloth {what} ({type(error).__name__}: {error}); train with backend='peft' instead")
+
 def _torch_dtype(settings:TrainSettings):
     "The dtype the trainable model is loaded in."
     import torch
@@ -170,19 +216,20 @@ def _load_for_training(base_model:Path, settings:TrainSettings):
             model, tokenizer = FastLanguageModel.from_pretrained(
                 str(base_model), max_seq_length=settings.max_length, dtype=_torch_dtype(settings),
                 load_in_4bit=settings.load_in_4bit, local_files_only=True)
-        except Exception as error:
-            raise ReasonForgeError(f"Unsloth cannot load {base_model} ({type(error).__name__}: {error}); "
-                                   f"train it with backend='peft'") from error
-        model = FastLanguageModel.get_peft_model(
-            model, r=settings.lora_rank, lora_alpha=settings.lora_alpha, lora_dropout=settings.lora_dropout,
-            target_modules=list(settings.target_modules), bias="none", random_state=settings.seed,
-            use_gradient_checkpointing="unsloth" if settings.gradient_checkpointing else False,
-            max_seq_length=settings.max_length)
+        except Exception as error: raise _unsloth_error(f"cannot load {base_model}", error) from error
+        try:
+            model = FastLanguageModel.get_peft_model(
+                model, r=settings.lora_rank, lora_alpha=settings.lora_alpha, lora_dropout=settings.lora_dropout,
+                target_modules=list(settings.target_modules), bias="none", random_state=settings.seed,
+                use_gradient_checkpointing=(("unsloth" if settings.unsloth_optimizations else True) if settings.gradient_checkpointing else False),
+                max_seq_length=settings.max_length)
+        except ImportError as error: raise _unsloth_error("cannot add LoRA adapters", error) from error
         return model, tokenizer
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
     tokenizer = AutoTokenizer.from_pretrained(base_model)
-    model = AutoModelForCausalLM.from_pretrained(base_model, dtype=_torch_dtype(settings))
+    device = _training_device() # straight to the GPU: no full copy in CPU memory first
+    model = AutoModelForCausalLM.from_pretrained(base_model, dtype=_torch_dtype(settings), **({"device_map": {"": device}} if device else {}))
     if settings.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
@@ -228,6 +275,12 @@ def _step_timer(counter:_CountingCollator, batches_per_step:int):
             self.last = now
     return StepTimer()
 
+def _umask_modes(folder:Path):
+    "Give a saved model's files the mode the umask gives any new file: safetensors writes its weights private (0600)."
+    mask = os.umask(0o022); os.umask(mask) # the only portable way to read the umask
+    for path in folder.rglob("*"):
+        if path.is_file() and not path.is_symlink(): path.chmod(0o666 & ~mask)
+
 def _merge(base_model:Path, adapter_dir:Path, merged_dir:Path):
     "Load the base model in its own dtype, apply the adapter, merge, and save a full model folder."
     from peft import PeftModel
@@ -265,6 +318,7 @@ def run_training_job(job_path:str|Path, # job.json written by `start_training`
                     ):
     "Train one LoRA as described by a job file; meant to run in a fresh child process."
     parent = os.environ.get(PARENT_VARIABLE)
+    if "LOCAL_RANK" in os.environ: parent = None # a DDP worker's parent is the launcher, which dies with the run
     die_with_parent(int(parent) if parent and parent.isdigit() else None) # a killed run leaves no training behind
     job = json.loads(Path(job_path).read_text())
     try: _run_training_job(job)
@@ -276,9 +330,7 @@ def _import_unsloth():
     "Import Unsloth before transformers, TRL and PEFT (it patches them); vLLM is blocked first."
     sys.modules.setdefault("vllm", None)  # never needed for training; its kernels crash on CPUs without AVX-512
     try: import unsloth  # noqa: F401
-    except Exception as error:
-        raise ReasonForgeError(f"Unsloth cannot start here ({type(error).__name__}: {error}); "
-                               f"train with backend='peft' instead") from error
+    except Exception as error: raise _unsloth_error("cannot start here", error) from error
 
 def _run_training_job(job:dict):
     "The body of `run_training_job`."
@@ -300,10 +352,12 @@ def _run_training_job(job:dict):
         gradient_accumulation_steps=settings.gradient_accumulation_steps, learning_rate=settings.learning_rate,
         lr_scheduler_type=settings.lr_scheduler, warmup_steps=settings.warmup_ratio, weight_decay=settings.weight_decay,
         max_length=settings.max_length, gradient_checkpointing=False,  # already set up on the model
-        logging_steps=settings.logging_steps, save_strategy="steps", save_steps=settings.save_steps,
+        logging_steps=settings.logging_steps, save_strategy="steps" if settings.save_steps else "no", # "steps" saves the last step too
+        save_steps=settings.save_steps or 500, ddp_find_unused_parameters=False if settings.num_processes > 1 else None,
         save_total_limit=settings.save_total_limit, seed=settings.seed, data_seed=settings.seed,
         bf16=_torch_dtype(settings) == torch.bfloat16 and torch.cuda.is_available(), fp16=False,
-        optim="adamw_torch", report_to="none", dataloader_num_workers=0, disable_tqdm=True)
+        optim="adamw_torch", report_to="none", dataloader_num_workers=0, disable_tqdm=True,
+        **({} if settings.unsloth_optimizations else {"padding_free": False})) # an explicit False keeps Unsloth from turning it on
     trainer = _trainer_class(settings)(model=model, args=args, train_dataset=Dataset.from_list(examples),
                                        processing_class=tokenizer)
     trainer.data_collator = counter = _CountingCollator(trainer.data_collator)
@@ -311,13 +365,15 @@ def _run_training_job(job:dict):
     started = time.time()
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     train_seconds = time.time() - started
-    peak_rss_mb = _peak_rss_mb()
+    peak_rss_mb, peak_gpu = _peak_rss_mb(), _gpu_peak_memory_mb()
+    if not trainer.is_world_process_zero(): return # DDP: the first process saves the one adapter
     steps_this_run = trainer.state.global_step - (int(resume.name.split("-")[-1]) if resume else 0)
     losses = [{"step": entry["step"], "loss": entry["loss"]} for entry in trainer.state.log_history if "loss" in entry]
     adapter_tmp = output_dir/"adapter.tmp"
     if adapter_tmp.exists(): shutil.rmtree(adapter_tmp)
     trainer.model.save_pretrained(adapter_tmp)
     tokenizer.save_pretrained(adapter_tmp)
+    _umask_modes(adapter_tmp)
     _replace_folder(adapter_tmp, output_dir/"adapter")
     del trainer, model
     import gc; gc.collect()
@@ -325,6 +381,7 @@ def _run_training_job(job:dict):
         merged_tmp = output_dir/"merged.tmp"
         if merged_tmp.exists(): shutil.rmtree(merged_tmp)
         _merge(base_model, output_dir/"adapter", merged_tmp)
+        _umask_modes(merged_tmp)
         _replace_folder(merged_tmp, output_dir/"merged")
     info = {"job_hash": job["job_hash"], "backend": settings.backend, "base_model": str(base_model), "base_model_sha256": job["base_model_sha256"],
             "training_set": job["training_set"], "training_set_sha256": job["training_set_sha256"],
@@ -337,7 +394,8 @@ def _run_training_job(job:dict):
             "seconds_per_step": train_seconds / steps_this_run if steps_this_run else None,
             "tokens_this_run": (tokens := sum(step["tokens"] for step in timer.steps)),
             "tokens_per_second": tokens / train_seconds if train_seconds else None,
-            "step_times": timer.steps, "peak_rss_mb": peak_rss_mb, "adapter_dir": str(output_dir/"adapter"),
+            "step_times": timer.steps, "peak_rss_mb": peak_rss_mb, **peak_gpu, "num_processes": settings.num_processes,
+            "adapter_dir": str(output_dir/"adapter"),
             "merged_dir": str(output_dir/"merged") if settings.merge else None, "complete": True}
     for folder in [output_dir/"adapter"] + ([output_dir/"merged"] if settings.merge else []):
         atomic_write_json(folder/"training_info.json", info)
@@ -362,8 +420,21 @@ def _prepare_job(base_model, training_set, output_dir, settings:TrainSettings)->
     job = {"base_model": str(base_model), "base_model_sha256": _weights_sha256(base_model),
            "training_set": str(training_set), "training_set_sha256": sha256_file(training_set),
            "output_dir": str(output_dir), "settings": asdict(settings)}
-    job["job_hash"] = stable_hash({k: job[k] for k in ("base_model_sha256", "training_set_sha256", "settings")})
+    hashed = {k: job[k] for k in ("base_model_sha256", "training_set_sha256", "settings")}
+    later_defaults = {"num_processes": 1, "unsloth_optimizations": True} # settings added later: at their defaults, earlier jobs' hashes stay
+    hashed["settings"] = {k: v for k, v in hashed["settings"].items() if k not in later_defaults or v != later_defaults[k]}
+    job["job_hash"] = stable_hash(hashed)
     return job
+
+def training_launch_command(job_path:str|Path, # the job file `start_training` writes (output_dir/job.json)
+                            settings:TrainSettings, # the run's settings (num_processes)
+                           )->list[str]:
+    "The command that runs a training job: the child itself, or `accelerate launch` of N DDP processes (one per GPU)."
+    code = f"from reasonforge.train import run_training_job; run_training_job({str(job_path)!r})"
+    if settings.num_processes == 1: return [sys.executable, "-c", code]
+    entry = Path(job_path).parent/"train_entry.py"
+    return [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(settings.num_processes), "--num_machines", "1",
+            "--multi_gpu", "--mixed_precision", "no", "--dynamo_backend", "no", str(entry)]
 
 def start_training(base_model:str|Path, # the base model's Hugging Face folder (never a fine-tuned one)
                    training_set:str|Path, # chat-format JSONL from `reasonforge.harvest.write_training_set`
@@ -382,10 +453,15 @@ def start_training(base_model:str|Path, # the base model's Hugging Face folder (
     atomic_write_json(previous, job)
     for stale in ("training_info.json", "train_error.json"): (output_dir/stale).unlink(missing_ok=True)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1", PARENT_VARIABLE: str(os.getpid())}
-    code = f"from reasonforge.train import run_training_job; run_training_job({str(previous)!r})"
+    command = training_launch_command(previous, settings)
+    if settings.num_processes > 1: # the launcher dies with this process too (the death signal survives exec)
+        atomic_write_text(output_dir/"train_entry.py", f"from reasonforge.train import run_training_job\nrun_training_job({str(previous)!r})\n")
+        command = [sys.executable, "-c", f"import os, sys; from reasonforge.core import die_with_parent; die_with_parent({os.getpid()}); "
+                                         f"os.execv(sys.executable, {command!r})"]
     log = open(output_dir/"train.log", "ab")
-    logger.info("training %s on %s with %s into %s", job["base_model"], job["training_set"], settings.backend, output_dir)
-    return subprocess.Popen([sys.executable, "-c", code], stdout=log, stderr=subprocess.STDOUT, env=env)
+    logger.info("training %s on %s with %s (%d process%s) into %s", job["base_model"], job["training_set"], settings.backend,
+                settings.num_processes, "es" if settings.num_processes > 1 else "", output_dir)
+    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
 
 def wait_for_training(process:subprocess.Popen, # from `start_training`
                       output_dir:str|Path, # the same output folder
@@ -394,7 +470,7 @@ def wait_for_training(process:subprocess.Popen, # from `start_training`
     output_dir = Path(output_dir)
     code = process.wait()
     error_file = output_dir/"train_error.json"
-    if code == USER_ERROR_EXIT_CODE and error_file.exists():
+    if code != 0 and error_file.exists(): # written by this run (start_training removes an old one); a DDP launcher exits 1, not 3
         raise ReasonForgeError(json.loads(error_file.read_text())["message"])
     if code != 0:
         log = (output_dir/"train.log").read_text(errors="replace").splitlines() if (output_dir/"train.log").exists() else []

@@ -67,6 +67,66 @@ def test_both_backends_see_the_same_first_batch(tiny, tmp_path):
     for info in (unsloth, peft):
         assert info["versions"]["torch"] and info["versions"]["trl"] and info["versions"]["peft"]
         assert info["settings"]["lora_rank"] == 16 and info["effective_batch_size"] == 4
+        assert "peak_gpu_allocated_mb" in info and "peak_gpu_reserved_mb" in info
+
+
+def test_benchmark_settings_save_no_checkpoint_and_unsloth_padded_matches_peft(tiny, tmp_path):
+    "What the training benchmark runs: save_steps=None writes no checkpoint (not even at the last step), and Unsloth with its"
+    " optimizations off (padded batches, standard checkpointing) starts from PEFT's first loss."
+    model, data = tiny
+    padded = train_lora(model, data, tmp_path/"padded", settings(max_steps=2, merge=False, save_steps=None, unsloth_optimizations=False))
+    peft = train_lora(model, data, tmp_path/"peft", settings(max_steps=2, backend="peft", merge=False, save_steps=None))
+    for name in ("padded", "peft"):
+        assert not list((tmp_path/name/"checkpoints").glob("checkpoint-*")), name
+        assert (tmp_path/name/"adapter"/"adapter_config.json").exists()
+    assert padded["global_step"] == peft["global_step"] == 2
+    assert padded["losses"][0]["loss"] == pytest.approx(peft["losses"][0]["loss"], rel=1e-4)
+
+
+def test_unsloth_names_the_missing_package(tiny, tmp_path, monkeypatch):
+    "Unsloth needs bitsandbytes even for 16-bit LoRA: without it the error names the package and the [gpu] extra."
+    model, data = tiny
+    shadow = tmp_path/"shadow"/"bitsandbytes"
+    shadow.mkdir(parents=True)
+    (shadow/"__init__.py").write_text("raise ModuleNotFoundError(\"No module named 'bitsandbytes'\", name='bitsandbytes')\n")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path/"shadow"), os.environ.get("PYTHONPATH", "")]))
+    with pytest.raises(ReasonForgeError, match="'bitsandbytes' is missing.*reasonforge\\[gpu\\]"):
+        train_lora(model, data, tmp_path/"out", settings(max_steps=1))
+    assert not (tmp_path/"out"/"adapter").exists()
+
+
+def test_settings_added_later_keep_earlier_job_hashes(tiny, tmp_path):
+    "num_processes and unsloth_optimizations at their defaults leave a job's hash as it was before they existed."
+    from dataclasses import asdict
+    from reasonforge.core import stable_hash
+    from reasonforge.train import _prepare_job
+    model, data = tiny
+    job = _prepare_job(model, data, tmp_path/"out", settings())
+    earlier = {k: v for k, v in asdict(settings()).items() if k not in ("num_processes", "unsloth_optimizations")}
+    assert job["job_hash"] == stable_hash({"base_model_sha256": job["base_model_sha256"], "training_set_sha256": job["training_set_sha256"], "settings": earlier})
+    assert _prepare_job(model, data, tmp_path/"out", settings(backend="peft", num_processes=2))["job_hash"] != job["job_hash"]
+
+
+def test_ddp_launch_command_and_refusals(tmp_path):
+    from reasonforge.train import training_launch_command
+    import sys
+    assert training_launch_command(tmp_path/"job.json", settings())[:2] == [sys.executable, "-c"]
+    command = training_launch_command(tmp_path/"job.json", settings(backend="peft", num_processes=4))
+    assert command[1:5] == ["-m", "accelerate.commands.launch", "--num_processes", "4"] and "--multi_gpu" in command
+    assert command[-1] == str(tmp_path/"train_entry.py")
+    with pytest.raises(ReasonForgeError, match="num_processes=2 with backend='unsloth'"): settings(num_processes=2)
+    with pytest.raises(ReasonForgeError, match="num_processes"): settings(backend="peft", num_processes=0)
+
+
+def test_benchmark_figures_use_the_same_steps():
+    "The training benchmark's s/step and tokens/s come from the same steps (all after the first), mean and median."
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("training_throughput", Path(__file__).parents[1]/"benchmarks"/"training_throughput.py")
+    bench = importlib.util.module_from_spec(spec); spec.loader.exec_module(bench)
+    steps = [{"seconds": 9.0, "tokens": 100}, {"seconds": 1.0, "tokens": 100}, {"seconds": 1.0, "tokens": 100}, {"seconds": 4.0, "tokens": 400}]
+    figures = bench.step_figures(steps)
+    assert figures["timed_steps"] == 3 and figures["seconds_per_step_mean"] == 2.0 and figures["seconds_per_step_median"] == 1.0
+    assert figures["tokens_per_second_mean"] == 600 / 6 and figures["tokens_per_second_median"] == 100.0
 
 
 def test_a_killed_run_resumes_from_its_last_checkpoint(tiny, tmp_path):
@@ -116,3 +176,13 @@ def test_unsloth_without_cpu_fallback_fails_clearly(tiny, tmp_path, monkeypatch)
     with pytest.raises(ReasonForgeError, match="Unsloth cannot start here.*backend='peft'"):
         train_lora(model, data, tmp_path/"out", settings(max_steps=1))
     assert not (tmp_path/"out"/"adapter").exists()  # it did not quietly train with the other backend
+
+
+def test_ddp_launch_trains_one_adapter(tiny, tmp_path):
+    "num_processes=2 runs the real `accelerate launch` path (torchrun; gloo on a CPU): two processes share the batches,"
+    " the first saves the one adapter and merged model, and the effective batch counts both."
+    model, data = tiny
+    info = train_lora(model, data, tmp_path/"ddp", settings(backend="peft", num_processes=2, max_steps=2, save_steps=None))
+    assert (info["num_processes"], info["global_step"], info["effective_batch_size"]) == (2, 2, 8)
+    assert (tmp_path/"ddp"/"adapter"/"adapter_config.json").exists() and (tmp_path/"ddp"/"merged"/"model.safetensors").exists()
+    assert (tmp_path/"ddp"/"train_entry.py").exists()
