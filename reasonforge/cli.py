@@ -10,7 +10,7 @@ from pathlib import Path
 from .core import ReasonForgeError
 
 # %% auto #0
-__all__ = ['read_predictions', 'build_parser', 'main']
+__all__ = ['read_predictions', 'add_run_command', 'build_parser', 'main']
 
 # %% ../nbs/14_cli.ipynb #5a483570
 def read_predictions(path:str|Path, # one predicted SQL per line
@@ -22,19 +22,63 @@ def read_predictions(path:str|Path, # one predicted SQL per line
     if lines and lines[-1] == "": lines.pop()  # the final newline ends the last line, it does not start a new one
     return [line.strip().split("\t")[0] for line in lines]
 
+# %% ../nbs/14_cli.ipynb #ab0403a9
+def _run_command(args)->int:
+    "The `reasonforge run` handler."
+    import logging
+    from reasonforge.loop import run_loop
+    from reasonforge.plan import format_plan, run_plan
+    if args.dry_run:
+        print(format_plan(run_plan(args.config, args.run_dir, args.device)))
+        return 0
+    if not logging.getLogger("reasonforge").handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+        logging.getLogger("reasonforge").addHandler(handler)
+    outcome = run_loop(args.config, args.run_dir, args.reports_dir)
+    print(f"run folder: {outcome.run_dir}\nreports: {outcome.reports}")
+    if not outcome.ok: print(f"failed: {outcome.error}\nrun the same command again to resume", file=sys.stderr)
+    return 0 if outcome.ok else 1
+
+def add_run_command(subparsers, # from `argparse.ArgumentParser.add_subparsers`
+                   ):
+    "Add `run --config CONFIG.yaml [--run-dir DIR] [--reports-dir DIR] [--dry-run [--device cuda|cpu]]` to the command line."
+    parser = subparsers.add_parser("run", help="run the self-improvement loop from a YAML config (resumes an existing run folder)",
+                                   description="Baseline evaluation, then N iterations of sample / verify / harvest / train / "
+                                               "evaluate, each reported by an executed notebook; a rerun resumes.")
+    parser.add_argument("--config", required=True, help="YAML run config (see configs/)")
+    parser.add_argument("--run-dir", help="run folder (default: run_root/name from the config); an existing one is resumed")
+    parser.add_argument("--reports-dir", help="where notebooks and HTML go (default: reports_root/<run folder name>)")
+    parser.add_argument("--dry-run", action="store_true", help="check the config and print the plan (stages, data sizes, engine "
+                        "arguments per replica, training command); start nothing")
+    parser.add_argument("--device", choices=("cuda", "cpu"), default="cuda", help="with --dry-run: the platform the engine arguments are for")
+    parser.set_defaults(handler=_run_command)
+    return parser
+
 # %% ../nbs/14_cli.ipynb #ba92902c
+_EVALUATE_DESCRIPTION = """Score a prediction file the way taoyds/test-suite-sql-eval's evaluation.py does (same numbers), but with a real
+per-query time limit, read-only worker processes, and questions whose database is missing excluded (listed), never wrong.
+Execution accuracy compares on every .sqlite file of the question's database folder: EX on Spider's folders, TS on the
+distilled test-suite databases. The report says which, and per question on how many files it was checked."""
+_EVALUATE_EPILOG = """differences from the official script, kept on purpose:
+  an empty prediction line is a wrong prediction (official: a session break that misaligns the lines after it);
+  a gold query that fails on a database file excludes the question (official: an assertion error ends the run).
+example:
+  reasonforge evaluate --gold dev_gold.sql --pred pred.sql --db database --table tables.json --out report.json"""
+
 def _evaluate(args):
     from reasonforge.data import load_spider, load_tables, read_gold_file, DatabaseFinder
     from reasonforge.evaluate import score_predictions, evaluation_report, format_summary, write_report
     if args.spider_dir:
         dataset = load_spider(args.spider_dir, args.split)
         gold = [(q.gold_sql, q.db_id) for q in dataset.questions]
+        tables = dataset.tables
         database_for = dataset.database_path
     else:
         missing = [flag for flag, value in (("--gold", args.gold), ("--db", args.db), ("--table", args.table)) if not value]
         if missing: raise ReasonForgeError(f"give --spider-dir, or all of --gold, --db and --table (missing: {', '.join(missing)})")
         gold = read_gold_file(args.gold)
-        known = load_tables(args.table)
+        known = tables = load_tables(args.table)
         for line, (_, db_id) in enumerate(gold, 1):
             if db_id not in known: raise ReasonForgeError(f"{args.gold}, line {line}: unknown db_id {db_id!r} (not in {args.table})")
         database_dir = Path(args.db)
@@ -44,9 +88,10 @@ def _evaluate(args):
     if len(predictions) != len(gold):
         raise ReasonForgeError(f"{args.pred} has {len(predictions)} lines but the gold has {len(gold)}: one prediction per gold query")
     scored = score_predictions(gold, predictions, database_for, keep_distinct=args.keep_distinct,
-                               lenient=args.lenient, timeout=args.timeout)
-    settings = dict(metric="execution accuracy (test-suite-sql-eval semantics)", keep_distinct=args.keep_distinct,
-                    timeout_s=args.timeout, lenient=args.lenient)
+                               lenient=args.lenient, timeout=args.timeout, etype=args.etype, tables=tables)
+    settings = dict(metric="execution accuracy (test-suite-sql-eval semantics: EX, or TS when a database folder holds several .sqlite files)",
+                    etype=args.etype, keep_distinct=args.keep_distinct, timeout_s=args.timeout, lenient=args.lenient,
+                    predictions="stripped, cut at the first TAB, substring 'value' replaced by '1' (official); lenient runs them as written")
     report = evaluation_report(scored, lenient=args.lenient, settings=settings)
     print(format_summary(report["summary"]))
     if args.out:
@@ -58,20 +103,32 @@ def build_parser()->argparse.ArgumentParser:
     "The `reasonforge` argument parser."
     parser = argparse.ArgumentParser(prog="reasonforge", description="Execution-verified self-improvement for Text-to-SQL.")
     commands = parser.add_subparsers(dest="command", required=True)
-    evaluate = commands.add_parser("evaluate", help="score predictions with Spider's official execution accuracy")
+    evaluate = commands.add_parser("evaluate", help="score predictions with Spider's official execution accuracy (EX or TS)",
+                                   description=_EVALUATE_DESCRIPTION, epilog=_EVALUATE_EPILOG,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     evaluate.add_argument("--gold", help="official gold file: one `SQL<TAB>db_id` per line")
-    evaluate.add_argument("--pred", required=True, help="predictions: one SQL per line, same order as the gold")
-    evaluate.add_argument("--db", help="folder of Spider databases (<db_id>/<db_id>.sqlite)")
-    evaluate.add_argument("--table", help="Spider's tables.json")
+    evaluate.add_argument("--pred", required=True, help="predictions: one SQL per line, same order as the gold; each line is stripped and "
+                          "cut at its first TAB, and the substring 'value' becomes '1' (official); an empty line is a wrong prediction")
+    evaluate.add_argument("--db", help="folder of databases, <db_id>/<db_id>.sqlite; every file whose name contains '.sqlite' in "
+                          "<db_id>/ is compared (a test-suite folder gives TS, Spider's own gives EX)")
+    evaluate.add_argument("--table", help="Spider's tables.json (checks every db_id)")
     evaluate.add_argument("--spider-dir", help="a Spider folder or zip, instead of --gold/--db/--table")
-    evaluate.add_argument("--split", default="dev", choices=["dev", "train"], help="with --spider-dir: which questions")
-    evaluate.add_argument("--out", help="write the JSON report here")
-    evaluate.add_argument("--keep-distinct", action="store_true", help="keep DISTINCT (the official default removes it)")
-    evaluate.add_argument("--lenient", action="store_true", help="also report the reference system's lenient accuracy")
-    evaluate.add_argument("--timeout", type=float, default=5.0, help="seconds allowed per query (default 5)")
+    evaluate.add_argument("--split", default="dev", choices=["dev", "train"], help="with --spider-dir: which questions (default dev)")
+    evaluate.add_argument("--out", help="write the JSON report here (summary, settings, one entry per question)")
+    evaluate.add_argument("--keep-distinct", action="store_true", help="keep DISTINCT (official --keep_distinct; by default it is "
+                          "removed from both queries, and only a prediction's first statement runs)")
+    evaluate.add_argument("--lenient", action="store_true", help="also report the reference system's lenient accuracy: both queries "
+                          "run as written, rows compared as sets of sorted lower-cased strings, first 50,000 rows")
+    evaluate.add_argument("--etype", default="exec", choices=["exec", "match", "all"], help="official --etype: exec (execution "
+                          "accuracy, default), match (exact-set-match with the partial component scores; nothing executes) or all; "
+                          "per question `exact_match` is null when not asked for or excluded")
+    evaluate.add_argument("--timeout", type=float, default=5.0, help="seconds allowed per query (default 5; the official 60 s never fires)")
     evaluate.set_defaults(handler=_evaluate)
-    from reasonforge.loop import add_run_command
     add_run_command(commands)
+    from reasonforge.predict import add_predict_command
+    add_predict_command(commands)
+    from reasonforge.download import add_data_command
+    add_data_command(commands)
     return parser
 
 def main(argv:list[str]|None=None, # arguments (default: sys.argv[1:])

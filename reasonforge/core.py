@@ -16,6 +16,12 @@ class ReasonForgeError(Exception):
     "An error caused by the user's input, with a message that names the file, key or value at fault."
 
 # %% ../nbs/00_core.ipynb #418cba4e
+def _new_file_mode(path:Path)->int:
+    "The mode `path` keeps when it exists, else what the umask gives a new file (0644 under the usual 022)."
+    with contextlib.suppress(OSError): return path.stat().st_mode & 0o7777
+    mask = os.umask(0o022); os.umask(mask) # the only portable way to read the umask
+    return 0o666 & ~mask
+
 def atomic_write_bytes(path:str|Path, # file to write
                        data:bytes, # its whole content
                       )->Path:
@@ -24,6 +30,7 @@ def atomic_write_bytes(path:str|Path, # file to write
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, _new_file_mode(path)) # mkstemp makes it private (0600); the file must read like any other
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

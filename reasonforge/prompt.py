@@ -5,10 +5,12 @@
 # %% ../nbs/03_prompt.ipynb #23fd92e0
 from __future__ import annotations
 import re
+from dataclasses import dataclass
 
 # %% auto #0
-__all__ = ['SYSTEM_PROMPT', 'RESPONSE_PREFIX', 'RESPONSE_STOP', 'user_message', 'answer_text', 'prompt_messages', 'prompt_text',
-           'question_messages', 'split_statements', 'extract_sql']
+__all__ = ['SYSTEM_PROMPT', 'RESPONSE_PREFIX', 'RESPONSE_STOP', 'SCHEMA_DETAILS', 'user_message', 'answer_text',
+           'prompt_messages', 'prompt_text', 'question_messages', 'compact_schema', 'SchemaFit', 'fit_schema',
+           'chat_token_counter', 'split_statements', 'extract_sql']
 
 # %% ../nbs/03_prompt.ipynb #e4eaad3f
 SYSTEM_PROMPT = ("You are an expert SQL developer. Given the schema of a SQLite database and a question, "
@@ -47,9 +49,63 @@ def prompt_text(tokenizer, # a Hugging Face tokenizer with a chat template
 def question_messages(dataset, # a `SpiderDataset`
                       question, # one of its `Question`s
                       answer_sql:str|None=None, # when given, the assistant turn holding this query is appended
+                      schema:str|None=None, # the schema text to use (e.g. `fit_schema(...).text`); default: the full one
                      )->list[dict]:
     "The reference prompt messages of a Spider question."
-    return prompt_messages(dataset.schema_prompt(question.db_id), question.question, answer_sql)
+    return prompt_messages(dataset.schema_prompt(question.db_id) if schema is None else schema, question.question, answer_sql)
+
+# %% ../nbs/03_prompt.ipynb #cd95febe
+SCHEMA_DETAILS = (  # schema texts from the richest to the shortest: a question gets the first whose prompt fits
+    dict(values_per_column=3, max_value_chars=40),
+    dict(values_per_column=2, max_value_chars=20),
+    dict(values_per_column=1, max_value_chars=20),
+    dict(values_per_column=0),
+    "compact",
+)
+_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+def _name(name:str)->str: return name if _PLAIN.fullmatch(name) else '"' + name.replace('"', '""') + '"'
+
+def compact_schema(schema, # a `reasonforge.data.TableSchema`
+                  )->str:
+    "The shortest schema text: a `table(column, ...)` line per table, then the foreign keys as `a.x = b.y`."
+    lines = [f"{_name(table)}({', '.join(_name(schema.column_names[i][1]) for i in schema.table_columns(t))})"
+             for t, table in enumerate(schema.table_names)]
+    links = sorted({f"{_name(schema.table_names[schema.column_names[s][0]])}.{_name(schema.column_names[s][1])} = "
+                    f"{_name(schema.table_names[schema.column_names[t][0]])}.{_name(schema.column_names[t][1])}"
+                    for s, t in schema.foreign_keys})
+    return "\n".join(lines + ([f"Foreign keys: {'; '.join(links)}"] if links else []))
+
+# %% ../nbs/03_prompt.ipynb #bdb27209
+@dataclass(frozen=True)
+class SchemaFit:
+    "The schema text chosen for one question's prompt under a token budget."
+    text:str # the schema text to put in the prompt
+    level:int # its position in `SCHEMA_DETAILS` (0: the full text)
+    tokens:int # the prompt's tokens with this text
+    budget:int|None # the budget it was fitted to (None: no budget)
+    @property
+    def fits(self)->bool: return self.budget is None or self.tokens <= self.budget
+
+def fit_schema(dataset, # a `SpiderDataset`
+               question, # one of its `Question`s
+               count_tokens, # messages -> prompt tokens (e.g. `chat_token_counter(tokenizer)`)
+               budget:int|None, # most prompt tokens allowed (None: the full schema text, no limit)
+              )->SchemaFit:
+    "The richest schema text of `question`'s database whose prompt fits `budget` tokens."
+    for level, detail in enumerate(SCHEMA_DETAILS):
+        text = compact_schema(dataset.tables[question.db_id]) if detail == "compact" else dataset.schema_prompt(question.db_id, **detail)
+        tokens = count_tokens(prompt_messages(text, question.question))
+        if budget is None or tokens <= budget: break
+    return SchemaFit(text, level, tokens, budget)
+
+def chat_token_counter(tokenizer, # a Hugging Face tokenizer with a chat template
+                      ):
+    "A counter of the tokens a model reads for a prompt: its chat template with the answer opened (`prompt_text`)."
+    def count(messages:list[dict])->int:
+        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) + RESPONSE_PREFIX
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+    return count
 
 # %% ../nbs/03_prompt.ipynb #3671914f
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\n?(.*?)(?:```|\Z)", re.DOTALL)

@@ -16,7 +16,8 @@ logger = logging.getLogger(__name__)
 # %% auto #0
 __all__ = ['logger', 'KERNEL_NAME', 'DECODINGS', 'ensure_kernel', 'render_html', 'NotebookRun', 'execute_notebook',
            'sample_summaries', 'decoding_label', 'accuracy_table', 'hardness_table', 'iteration_table',
-           'stage_time_table', 'plot_accuracy', 'plot_hardness', 'plot_coverage', 'plot_stage_times']
+           'stage_time_table', 'plot_accuracy', 'plot_hardness', 'plot_coverage', 'plot_stage_times',
+           'plot_pass_at_k_curves', 'vote_margin_table', 'plot_vote_margins']
 
 # %% ../nbs/12_report.ipynb #33022389
 KERNEL_NAME = "reasonforge"
@@ -329,4 +330,70 @@ def plot_stage_times(stages:list, # `stage.json` contents (stage, wall_s)
     for position, value in enumerate(minutes): axes.text(value, position, f" {value:.1f}", va="center", fontsize="small")
     axes.set_xlabel("minutes"); axes.grid(axis="x", alpha=0.3); axes.set_xlim(0, 1.15 * max(minutes + [0.1]))
     axes.set_title(f"Wall time per stage (total {sum(minutes):.1f} min)")
+    return figure
+
+# %% ../nbs/12_report.ipynb #68a53050
+def plot_pass_at_k_curves(pass_at_k_by_iteration:dict, # {stage: {k: pass@k}}, fractions in [0, 1]
+                          baselines:dict|None=None, # {label: accuracy} drawn as dashed horizontal lines
+                          title:str="pass@k on dev", # figure title
+                         ):
+    "One pass@k curve per stage, k on a log-2 axis."
+    figure, axes = _figure(6.5, 4.2)
+    all_k = set()
+    for iteration, curve in pass_at_k_by_iteration.items():
+        points = sorted((int(k), float(v)) for k, v in curve.items())
+        all_k |= {k for k, _ in points}
+        axes.plot([k for k, _ in points], [v for _, v in points], marker="o", label=str(iteration))
+    for label, value in (baselines or {}).items():
+        axes.axhline(float(value), linestyle="--", linewidth=1, color="grey")
+        axes.annotate(str(label), (1, float(value)), xycoords=("axes fraction", "data"), ha="right", va="bottom", fontsize=8)
+    axes.set_xscale("log", base=2)
+    if all_k: axes.set_xticks(sorted(all_k), [str(k) for k in sorted(all_k)])
+    axes.set_xlabel("k (samples per question)")
+    axes.set_ylabel("pass@k")
+    axes.set_title(title)
+    if pass_at_k_by_iteration: axes.legend(title="iteration")
+    return figure
+
+# %% ../nbs/12_report.ipynb #4bb8bc86
+def vote_margin_table(margins:list, # one vote margin per question
+                      correct:list, # whether the voted answer was right, per question
+                      max_bucket:int=8, # margins at or above this share one bucket
+                     ):
+    "Questions, right answers and accuracy per vote-margin bucket."
+    import pandas as pd
+    margins, correct = [int(m) for m in margins], [bool(c) for c in correct]
+    if len(margins) != len(correct): raise ReasonForgeError(f"{len(margins)} margins but {len(correct)} correctness flags")
+    if any(m < 0 for m in margins): raise ReasonForgeError(f"vote margins must be >= 0; got {min(margins)}")
+    top = min(max(margins, default=0), max_bucket)
+    labels = [str(m) for m in range(top)] + [f"{top}+" if max(margins, default=0) > top else str(top)]
+    questions, right = [0] * len(labels), [0] * len(labels)
+    for margin, ok in zip(margins, correct):
+        bucket = min(margin, top)
+        questions[bucket] += 1; right[bucket] += ok
+    return pd.DataFrame({"margin": labels, "questions": questions, "correct": right,
+                         "accuracy": [r / q if q else float("nan") for r, q in zip(right, questions)]})
+
+# %% ../nbs/12_report.ipynb #6e1ac3ab
+def plot_vote_margins(margins:list, # one vote margin per question
+                      correct:list, # whether the voted answer was right, per question
+                      max_bucket:int=8, # margins at or above this share one bucket
+                      title:str="Self-consistency vote margins", # figure title
+                     ):
+    "Stacked histogram of right / wrong answers per vote margin, with accuracy per margin on a second axis."
+    table = vote_margin_table(margins, correct, max_bucket)
+    figure, axes = _figure(7, 4.2)
+    positions = range(len(table))
+    wrong = table["questions"] - table["correct"]
+    axes.bar(positions, table["correct"], color="tab:green", label="right")
+    axes.bar(positions, wrong, bottom=table["correct"], color="tab:red", label="wrong")
+    axes.set_xticks(list(positions), table["margin"].to_list())
+    axes.set_xlabel("vote margin (winning votes minus runner-up)")
+    axes.set_ylabel("questions")
+    accuracy_axes = axes.twinx()
+    accuracy_axes.plot(list(positions), table["accuracy"], color="black", marker="o", label="accuracy")
+    accuracy_axes.set_ylim(0, 1.05)
+    accuracy_axes.set_ylabel("accuracy")
+    axes.legend(loc="upper left")
+    axes.set_title(title)
     return figure

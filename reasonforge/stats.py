@@ -121,11 +121,11 @@ def compare(a:str, # name of the earlier stage
             iterations:int=10_000, # bootstrap resamples
             seed:int=0, # bootstrap seed
            )->Comparison:
-    "Compare two stages on the same questions: exact McNemar for right/wrong flags, the paired bootstrap otherwise."
+    "Compare two stages on the same questions: exact McNemar for greedy right/wrong flags, the paired bootstrap otherwise."
     delta, interval, p_value = paired_bootstrap(before, after, iterations, seed)
     pairs = _paired(before, after)
     flags = all(isinstance(v, (bool, np.bool_)) for pair in pairs for v in pair)
-    if flags: p_value, test = exact_mcnemar(before, after)[2], "exact McNemar"
+    if flags and metric.startswith("greedy"): p_value, test = exact_mcnemar(before, after)[2], "exact McNemar"
     else: test = "paired bootstrap"
     return Comparison(a, b, metric, len(pairs), delta, interval, p_value, test)
 

@@ -68,3 +68,63 @@ def test_bad_input_is_one_clear_line_and_status_2(tmp_path, case):
     assert result.returncode == 2
     assert expected in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
+
+
+def make_test_suite(tmp_path):
+    "A test-suite style folder: concert_singer, two perturbed copies and files that are not compared."
+    import shutil, sqlite3
+    folder = tmp_path/"suite"/"concert_singer"
+    folder.mkdir(parents=True)
+    shutil.copy(SPIDER/"database"/"concert_singer"/"concert_singer.sqlite", folder)
+    for name, change in [("concert_singer_1.sqlite", "UPDATE singer SET age = age + 100 WHERE singer_id = 2"),
+                         ("concert_singer_2.sqlite", "DELETE FROM concert WHERE concert_id > 4")]:
+        shutil.copy(folder/"concert_singer.sqlite", folder/name)
+        with sqlite3.connect(folder/name) as connection: connection.execute(change)
+    (folder/"schema.sql").write_text("not compared: no '.sqlite' in the name")
+    return folder.parent
+
+
+def test_test_suite_folder_every_sqlite_file_counts(tmp_path):
+    "TS: right only when it matches on every file whose name contains `.sqlite`; the report says how many."
+    suite = make_test_suite(tmp_path)
+    gold = ["SELECT count(*) FROM singer", "SELECT max(age) FROM singer", "SELECT name FROM singer ORDER BY age DESC LIMIT 1",
+            "SELECT count(*) FROM singer"]
+    pred = ["SELECT count(*) FROM concert", "SELECT max(age) FROM singer", "SELECT name FROM singer WHERE age = 52",
+            "SELECT count(*) FROM singer WHERE age > value\tconcert_singer"]
+    (tmp_path/"gold.sql").write_text("".join(f"{g}\tconcert_singer\n" for g in gold))
+    (tmp_path/"pred.sql").write_text("".join(f"{p}\n" for p in pred))
+    reports = {}
+    for name, folder in [("ts", suite), ("ex", SPIDER/"database")]:
+        result = run("evaluate", "--gold", tmp_path/"gold.sql", "--pred", tmp_path/"pred.sql", "--db", folder,
+                     "--table", SPIDER/"tables.json", "--out", tmp_path/f"{name}.json")
+        assert result.returncode == 0, result.stderr
+        reports[name] = json.loads((tmp_path/f"{name}.json").read_text())
+    assert [(e["exec_match"], e["databases"]) for e in reports["ex"]["examples"]] == [(True, 1), (True, 1), (True, 1), (True, 1)]
+    assert [(e["exec_match"], e["databases"]) for e in reports["ts"]["examples"]] == [(False, 3), (True, 3), (False, 3), (True, 3)]
+    assert (reports["ex"]["summary"]["execution_metric"], reports["ts"]["summary"]["execution_metric"]) == ("EX", "TS")
+    assert "TS" in run("evaluate", "--gold", tmp_path/"gold.sql", "--pred", tmp_path/"pred.sql", "--db", suite,
+                       "--table", SPIDER/"tables.json").stdout
+
+
+def test_etype_all_adds_exact_match_and_partial_scores(tmp_path):
+    lines = gold_lines(4)
+    pred = tmp_path/"pred.txt"
+    pred.write_text(lines[0].split("\t")[0] + "\nSELECT count(*) FROM concert\n\n" + lines[3].split("\t")[0] + "\n")
+    (tmp_path/"gold.sql").write_text("".join(line + "\n" for line in lines))
+    result = run("evaluate", "--gold", tmp_path/"gold.sql", "--pred", pred, "--db", SPIDER/"database", "--table", SPIDER/"tables.json",
+                 "--out", tmp_path/"r.json", "--etype", "all")
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path/"r.json").read_text())
+    assert [e["exact_match"] for e in report["examples"]] == [True, False, False, True]
+    assert [e["exec_match"] for e in report["examples"]][2] is False  # an empty line: a wrong prediction, not a session break
+    assert report["summary"]["exact_match_accuracy"] == 0.5
+    assert set(report["summary"]["partial_scores"]["all"]) >= {"select", "where", "IUEN", "keywords"}
+    assert "exact match" in result.stdout and "partial matching f1" in result.stdout
+
+
+def test_evaluate_help_describes_every_option():
+    text = run("evaluate", "--help").stdout
+    for option in ["--gold", "--pred", "--db", "--table", "--spider-dir", "--split", "--out", "--keep-distinct", "--lenient",
+                   "--etype", "--timeout"]:
+        assert option in text, option
+    assert "TS" in text and "value" in text

@@ -6,10 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from reasonforge import loop
+from reasonforge import loop, run_folder
 from reasonforge.core import ReasonForgeError
 from reasonforge.generate import CandidateCache
-from reasonforge.loop import (Run, RunConfig, STAGE_FILE, make_fixture, read_jsonl, run_stage, stage_info, write_jsonl)
+from reasonforge.config import RunConfig
+from reasonforge.run_folder import Run, STAGE_FILE, make_fixture, read_jsonl, run_stage, stage_info, write_jsonl
+from reasonforge.loop import stage_inputs
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT/"nbs"/"fixtures"/"tiny-run"
@@ -36,7 +38,7 @@ def finished(tmp_path):
 
 
 def _warnings(caplog)->list:
-    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and r.name == "reasonforge.loop"]
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and r.name in ("reasonforge.run_folder", "reasonforge.loop")]
 
 
 def test_intact_stage_is_reused(finished, caplog):
@@ -93,19 +95,24 @@ def test_damaged_stage_is_recomputed_with_a_warning(finished, caplog, case):
 
 def test_big_outputs_are_checked_by_size(tmp_path, monkeypatch, caplog):
     "Files over the hashing limit (merged weights) get their size recorded, so a truncated one is still caught."
-    monkeypatch.setattr(loop, "_HASHED_UP_TO", 100)
+    monkeypatch.setattr(run_folder, "_HASHED_UP_TO", 100)
     def work(folder):
         (folder/"merged").mkdir()
         (folder/"merged"/"model.safetensors").write_bytes(b"w" * 1000)
         return {}
     run_stage(tmp_path, "iteration_1/train", work)
     record = stage_info(tmp_path, "iteration_1/train")["outputs"]["merged/model.safetensors"]
-    assert record == {"size": 1000}
+    assert set(record) == {"size", "ends_sha256"} and record["size"] == 1000
     weights = tmp_path/"iteration_1"/"train"/"merged"/"model.safetensors"
     weights.write_bytes(b"w" * 600)
     with caplog.at_level(logging.WARNING, "reasonforge"):
         assert not run_stage(tmp_path, "iteration_1/train", work)["skipped"]
     assert weights.stat().st_size == 1000 and "model.safetensors has 600 bytes" in _warnings(caplog)[0]
+    weights.write_bytes(b"w" * 999 + b"x")  # same size, last bytes overwritten: caught by the hash of its ends
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, "reasonforge"):
+        assert not run_stage(tmp_path, "iteration_1/train", work)["skipped"]
+    assert weights.read_bytes() == b"w" * 1000 and "first and last" in _warnings(caplog)[0]
 
 
 def test_stage_without_checksums_is_trusted(finished):
@@ -209,4 +216,5 @@ def test_bundled_fixture_stages_are_reused(tmp_path):
     shutil.copytree(FIXTURE, tmp_path/"tiny")
     run = Run.open(tmp_path/"tiny")
     for info in run.stages():
-        assert run_stage(run.folder, info["stage"], lambda folder: pytest.fail(f"{info['stage']} recomputed"))["skipped"]
+        inputs = stage_inputs(run, info["stage"])  # the files it read, as the runner passes them: recorded, and unchanged
+        assert run_stage(run.folder, info["stage"], lambda folder: pytest.fail(f"{info['stage']} recomputed"), inputs)["skipped"]

@@ -9,7 +9,7 @@ import yaml
 
 from conftest import needs_engines
 from reasonforge.core import FAULT_VARIABLE, RUNNER_VARIABLE
-from reasonforge.loop import make_fixture, stage_info
+from reasonforge.run_folder import make_fixture, stage_info
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 STAGE_SCRIPT = """
 import json, sys
 from reasonforge.data import find_spider_dir, load_spider
-from reasonforge.loop import run_stage
+from reasonforge.run_folder import run_stage
 def work(folder):
     questions = load_spider(find_spider_dir(), "dev", check_schemas=False).questions[:50]
     (folder/"gold.jsonl").write_text("".join(json.dumps({"db_id": q.db_id, "sql": q.gold_sql}) + "\\n" for q in questions))
@@ -153,10 +153,9 @@ def _data(path:Path):
 
 
 @needs_engines
-def test_real_tiny_run_killed_in_every_stage_ends_like_an_uninterrupted_run(tmp_path):
+def test_real_tiny_run_killed_in_every_stage_ends_like_an_uninterrupted_run(finished_tiny_run, tmp_path):
     "Baseline + 1 iteration with vLLM and Unsloth on CPU, killed once in each stage, against the same run never killed."
-    reference = TinyRun(tmp_path/"uninterrupted")
-    reference.finish(reference.start())
+    reference = finished_tiny_run  # made once per session (conftest.py), shared with test_heal.py
 
     run = TinyRun(tmp_path/"killed")
     # evaluation: the baseline's predictions are written, the stage not yet committed

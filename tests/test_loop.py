@@ -1,4 +1,4 @@
-"""reasonforge.loop beyond the notebook's lessons: every config error names its key and stages commit atomically.
+"""reasonforge.config, run_folder and loop beyond the notebook's lessons: every config error names its key and stages commit atomically.
 Kills of real runs are in test_faults.py."""
 import json, subprocess, sys
 from pathlib import Path
@@ -7,8 +7,8 @@ import pytest
 import yaml
 
 from reasonforge.core import ReasonForgeError
-from reasonforge.loop import (Run, config_from_dict, config_to_dict, load_config, run_lock, run_stage, stage_info,
-                              RunConfig)
+from reasonforge.config import RunConfig, config_from_dict, config_to_dict, load_config
+from reasonforge.run_folder import Run, run_lock, run_stage, stage_info
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT/"configs"
@@ -108,7 +108,7 @@ def test_stage_failure_leaves_no_final_folder_and_resumes(tmp_path):
 
 
 def test_lock_refuses_a_second_process(tmp_path):
-    probe = f"from reasonforge.loop import run_stage\nrun_stage({str(tmp_path)!r}, 's', lambda f: {{}})"
+    probe = f"from reasonforge.run_folder import run_stage\nrun_stage({str(tmp_path)!r}, 's', lambda f: {{}})"
     with run_lock(tmp_path):
         other = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
         assert other.returncode != 0 and "is in use by another process" in other.stderr
@@ -121,7 +121,7 @@ def test_lock_refuses_a_second_process(tmp_path):
 def test_run_command_reports_a_bad_config(tmp_path):
     "`run --config` with a misspelt key: the handler raises the error naming the key (the CLI prints it, exit 2)."
     import argparse
-    from reasonforge.loop import add_run_command
+    from reasonforge.cli import add_run_command
     parser = argparse.ArgumentParser(prog="reasonforge")
     add_run_command(parser.add_subparsers(dest="command", required=True))
     (tmp_path/"bad.yaml").write_text("model: m\nsampling: {temprature: 0.7}\n")

@@ -179,6 +179,9 @@ def test_failing_iteration_notebook_fails_the_run(tmp_path):
     status = json.loads((run_dir/"run.json").read_text())
     assert status["status"] == "failed" and "the trainer ran out of memory" in status["error"]
     assert "SUMMARY STATUS failed" in (reports/"summary.html").read_text()  # the summary still renders, and sees the failure
+    results = json.loads((reports/"results.json").read_text())  # written for a failed run too: the stages that exist
+    assert results["schema_version"] == 1 and "baseline" in results["stages"], list(results)
+    assert set(results["stages"]["baseline"]["dev"]["greedy"]) >= {"accuracy", "ci95", "n"}
     assert json.loads((run_dir/"stages.jsonl").read_text().splitlines()[0])["stage"] == "baseline/evaluate"
     assert len((run_dir/"stages.jsonl").read_text().splitlines()) == len((FIXTURE/"stages.jsonl").read_text().splitlines())  # nothing redone
 
@@ -187,7 +190,8 @@ def test_failing_iteration_notebook_fails_the_run(tmp_path):
 def test_unreadable_notebook_marks_the_run_failed_and_keeps_the_traceback(tmp_path, monkeypatch):
     "Not a user error but a bug-like failure (a template that is not a notebook): run.json still says failed, the exception propagates."
     import shutil
-    from reasonforge.loop import run_loop, config_from_dict
+    from reasonforge.config import config_from_dict
+    from reasonforge.loop import run_loop
     run_dir = tmp_path/"tiny"
     shutil.copytree(FIXTURE, run_dir)
     (tmp_path/"model").mkdir()
