@@ -59,7 +59,7 @@ def fetch_zip(url:str, # a Google Drive link or any http(s) URL of the zip
         bar = None
         def show(done, total): # gdown's progress callback, drawn as a tqdm bar from the first bytes on
             nonlocal bar
-            if bar is None: bar = tqdm.tqdm(total=total, initial=done_before, unit="B", unit_scale=True, file=sys.stderr, **({"disable": True} if quiet else {}))
+            if bar is None: bar = tqdm.tqdm(total=total, initial=done_before, unit="B", unit_scale=True, file=sys.stderr, disable=quiet) # explicit: tqdm reads TQDM_DISABLE once, at import
             bar.update(done - bar.n)
         try: gdown.download(url, str(zip_path), quiet=True, resume=True, use_cookies=False, retries=retries, timeout=timeout, progress=show)
         except (requests.RequestException, DownloadError, FileURLRetrievalError) as error:
