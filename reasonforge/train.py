@@ -366,7 +366,8 @@ def _run_training_job(job:dict):
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     train_seconds = time.time() - started
     peak_rss_mb, peak_gpu = _peak_rss_mb(), _gpu_peak_memory_mb()
-    if not trainer.is_world_process_zero(): return # DDP: the first process saves the one adapter
+    if not trainer.is_world_process_zero() or int(os.environ.get("RANK", "0")) != 0: return # DDP: only global rank 0 saves the one adapter
+                                                                                          # (the trainer alone is not enough: on a CPU it may not enter DDP mode)
     steps_this_run = trainer.state.global_step - (int(resume.name.split("-")[-1]) if resume else 0)
     losses = [{"step": entry["step"], "loss": entry["loss"]} for entry in trainer.state.log_history if "loss" in entry]
     adapter_tmp = output_dir/"adapter.tmp"
