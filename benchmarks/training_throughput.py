@@ -18,9 +18,17 @@ Backends: `unsloth` (Unsloth's own path: padding-free batching, offloaded gradie
 for machines the weights cannot travel to, on the GPU when there is one (8B random weights on the CPU take minutes); it uses the default model's tokenizer when available, else a BPE
 trained in code. The results go to stdout, to `--json`, and (with `--results`) into the "Training" section of
 `benchmarks/RESULTS.md`, leaving the other sections as they are. Runs under the heavy-job lock.
+
+`--default-run CONFIG` measures settings instead of backends, on the rows that config's run trains on: the gold SQL of
+its train subset with the loop's own prompt (`prompt_budget` included, built by `reasonforge.loop`), its training
+settings, its batch. `--variants` picks the settings compared (`today` is the config's training section with the
+settings the default run had before they were tuned: gradient checkpointing, 10% warm-up, random batches); each row
+says its ratio to `today`, the learning rate of its first step, the training child's peak RSS and the load average.
+
+    python benchmarks/training_throughput.py --default-run configs/default-cpu.yaml --steps 3 --results benchmarks/RESULTS.md
 """
 from __future__ import annotations
-import argparse, json, platform, re, statistics, sys, tempfile, time
+import argparse, dataclasses, json, os, platform, re, statistics, sys, tempfile, time
 from pathlib import Path
 
 from reasonforge.core import atomic_write_json, atomic_write_text
@@ -142,6 +150,98 @@ def update_results(path:Path, section:str):
     atomic_write_text(path, text.rstrip("\n") + "\n")
 
 
+# Settings compared on the default run's rows: changes to the config's training section. `today` is what the default
+# run trained with before this benchmark tuned it (the TrainSettings defaults for these keys).
+VARIANTS = {
+    "today": dict(gradient_checkpointing=True, group_by_length=False, warmup_ratio=0.1),
+    "no-checkpointing": dict(gradient_checkpointing=False, group_by_length=False, warmup_ratio=0.1),
+    "grouped": dict(gradient_checkpointing=True, group_by_length=True, warmup_ratio=0.1),
+    "no-checkpointing+grouped": dict(gradient_checkpointing=False, group_by_length=True, warmup_ratio=0.1),
+    "no-checkpointing+grouped+no-warmup": dict(gradient_checkpointing=False, group_by_length=True, warmup_ratio=0.0),
+    "padded": dict(gradient_checkpointing=True, group_by_length=False, warmup_ratio=0.1, unsloth_optimizations=False),
+    "cpu-default": dict(gradient_checkpointing=False, group_by_length=True, warmup_ratio=0.0, per_device_batch_size=2,
+                        gradient_accumulation_steps=2),  # what configs/default-cpu.yaml trains with now
+}
+
+
+SHOWN_SETTINGS = ("gradient_checkpointing", "group_by_length", "warmup_ratio", "per_device_batch_size", "gradient_accumulation_steps",
+                  "unsloth_optimizations")
+
+
+def default_run_rows(config_path:Path, scratch:Path):
+    "The run's config and the rows its training sees: gold SQL of its train subset, with the loop's prompt at its `prompt_budget`."
+    from reasonforge.config import read_config
+    from reasonforge.loop import _messages_for
+    from reasonforge.run_folder import Run
+    config, _ = read_config(config_path)
+    run = Run(scratch/"run", config)
+    questions = [q for q in run.questions("train") if q.db_path is not None]
+    rows = gold_sft_rows(questions, lambda q: _messages_for(run, q), seed=config.harvest.seed)
+    return config, run.base_model(), rows[:config.harvest.max_rows]
+
+
+def default_run_markdown(results:list, args, config, counts:dict)->str:
+    "The section of RESULTS.md for the default run's rows."
+    today = next((r for r in results if r["variant"] == "today"), None)
+    t = config.training
+    lines = [f"## Training on the default run's rows ({Path(args.default_run).name}, CPU)", "",
+             f"`python benchmarks/training_throughput.py --default-run {args.default_run} --steps {args.steps}`: "
+             f"{config.model}, LoRA r={t.lora_rank}, max_length {t.max_length}, the settings listed under the table; rows: the gold SQL of the config's {counts['rows']} train questions with the loop's "
+             f"prompt at prompt_budget {config.prompt_budget} ({counts['tokens_min']}–{counts['tokens_max']} tokens a row, mean "
+             f"{counts['tokens_mean']:.0f}). {args.steps} optimizer steps per setting; s/step and tokens/s over every step but the "
+             f"first (one-off costs), tokens are real (non-padding) tokens; `lr step 1` is the learning rate the first update used. "
+             f"{platform.machine()}, {os.cpu_count()} cores, torch threads {results[0]['torch_threads'] if results else '?'}; "
+             f"load average (1 min) before → after each setting as measured. Measured {time.strftime('%Y-%m-%d %H:%M')}"
+             + (f" (the rows before the last {len(args.variants)} come from an earlier run: --add-to)." if getattr(args, "add_to", None) else "."), "",
+             "| setting | s/step mean | tokens/s | × today | lr step 1 | peak RSS (GB) | loss first → last | load avg |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        ratio = f"{r['tokens_per_second_mean'] / today['tokens_per_second_mean']:.2f}" if today else "–"
+        lines.append(f"| {r['variant']} | {r['seconds_per_step_mean']:.1f} | {r['tokens_per_second_mean']:.1f} | {ratio} | "
+                     f"{r['first_step_learning_rate']:.2g} | {r['peak_rss_gb']:.2f} | {r['first_loss']:.3f} → {r['last_loss']:.3f} | "
+                     f"{r['load_before']:.2f} → {r['load_after']:.2f} |")
+    lines += [""] + [f"- `{r['variant']}`: " + ", ".join(f"{k}={v}" for k, v in r["changes"].items()) for r in results]
+    return "\n".join(lines) + "\n"
+
+
+def update_section(path:Path, section:str):
+    "Replace (or append) the section of `path` whose heading is `section`'s first line, keeping every other section."
+    text = path.read_text() if path.exists() else "# Benchmark results\n"
+    heading = section.splitlines()[0]
+    pattern = re.compile("^" + re.escape(heading) + r"\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)
+    text = pattern.sub(lambda _: section + "\n", text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
+    atomic_write_text(path, text.rstrip("\n") + "\n")
+
+
+def default_run(args)->list:
+    "Every `--variants` setting trained on the default run's rows, one child process each, under the heavy-job lock."
+    from transformers import AutoTokenizer
+    with heavy_lock("the training benchmark"), tempfile.TemporaryDirectory(prefix="rf-train-bench-") as scratch:
+        scratch = Path(scratch)
+        config, model_dir, rows = default_run_rows(Path(args.default_run), scratch)
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        lengths = [len(tokenize_row(row, tokenizer)["input_ids"]) for row in rows]
+        counts = {"rows": len(rows), "tokens_min": min(lengths), "tokens_max": max(lengths), "tokens_mean": statistics.mean(lengths)}
+        print(json.dumps(counts), flush=True)
+        data = write_training_set(rows, counts, scratch/"train.jsonl")
+        results = json.loads(args.add_to.read_text())["results"] if args.add_to else []
+        for variant in args.variants:
+            settings = dataclasses.replace(config.training, **VARIANTS[variant], max_steps=args.steps, save_steps=None, merge=False)
+            load_before, started = os.getloadavg()[0], time.time()
+            info = train_lora(model_dir, data, scratch/variant, settings)
+            result = summarize(info, settings.backend) | {
+                "variant": variant, "changes": {key: getattr(settings, key) for key in SHOWN_SETTINGS}, "wall_seconds": time.time() - started, "load_before": load_before,
+                "load_after": os.getloadavg()[0], "torch_threads": info["torch_threads"], "step_times": info["step_times"],
+                "first_step_learning_rate": info["step_times"][0].get("learning_rate")}
+            results.append(result)
+            print(json.dumps(result), flush=True)
+    section = default_run_markdown(results, args, config, counts)
+    print(section)
+    if args.json: atomic_write_json(args.json, {"args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}, "counts": counts, "results": results})
+    if args.results: update_section(args.results, section)
+    return results
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default=DEFAULT_MODEL, help="model source for resolve_model (default: %(default)s)")
@@ -155,11 +255,16 @@ def main(argv=None):
     parser.add_argument("--rank", type=int, default=16, help="LoRA rank")
     parser.add_argument("--load-in-4bit", action="store_true", help="Unsloth: 4-bit base weights")
     parser.add_argument("--dtype", default=None, help="training dtype (default: bfloat16 on GPUs that have it, else float32)")
+    parser.add_argument("--default-run", type=Path, default=None, help="compare --variants on this run config's training rows and settings")
+    parser.add_argument("--variants", nargs="+", default=["today", "no-checkpointing", "grouped", "no-checkpointing+grouped"],
+                        choices=list(VARIANTS), help="settings compared with --default-run")
+    parser.add_argument("--add-to", type=Path, default=None, help="with --default-run: an earlier run's --json, whose rows the table keeps (same rows and steps)")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     parser.add_argument("--results", type=Path, default=None, help="update the 'Training' section of this RESULTS.md")
     args = parser.parse_args(argv)
     given = list(argv if argv is not None else sys.argv[1:])
     args.argv = [a for i, a in enumerate(given) if a not in ("--json", "--results") and (i == 0 or given[i - 1] not in ("--json", "--results"))]
+    if args.default_run: return default_run(args)
     with heavy_lock("the training benchmark"), tempfile.TemporaryDirectory(prefix="rf-train-bench-") as scratch:
         scratch = Path(scratch)
         if args.random_init:

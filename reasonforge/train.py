@@ -8,7 +8,7 @@ import json, logging, os, shutil, subprocess, sys, time
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 
-from .core import ReasonForgeError, atomic_write_json, atomic_write_text, die_with_parent, sha256_file, stable_hash
+from .core import ReasonForgeError, atomic_write_json, atomic_write_text, die_with_parent, quiet_engine_noise, sha256_file, stable_hash
 from .harvest import read_training_set
 from .models import heavy_lock
 from .prompt import RESPONSE_PREFIX
@@ -43,6 +43,7 @@ class TrainSettings:
     gradient_accumulation_steps:int=4 # forward passes per optimizer step
     max_length:int=2048 # longest row in tokens; longer rows are dropped and counted
     gradient_checkpointing:bool=True # recompute activations in the backward pass to save memory
+    group_by_length:bool=False # batch rows of similar length together (less padding; the order of batches stays random)
     load_in_4bit:bool=False # Unsloth only: 4-bit base weights (QLoRA); the merge reloads the base in full precision
     dtype:str|None=None # "float32", "bfloat16", ...; None: bfloat16 on GPUs that support it, else float32
     save_steps:int|None=50 # checkpoint every this many steps (what a killed run resumes from); None: no checkpoints
@@ -260,18 +261,19 @@ class _CountingCollator:
         return self.collator(examples)
 
 def _step_timer(counter:_CountingCollator, batches_per_step:int):
-    "A trainer callback recording each optimizer step's seconds and tokens (for throughput without start-up costs)."
+    "A trainer callback recording each optimizer step's seconds, tokens and learning rate (for throughput without start-up costs)."
     from transformers import TrainerCallback
 
     class StepTimer(TrainerCallback):
         "Seconds and tokens of each optimizer step (batches are built in order, a step consumes `batches_per_step`)."
         def __init__(self): self.steps, self.last = [], None
-        def on_step_begin(self, args, state, control, **kwargs):
+        def on_step_begin(self, args, state, control, optimizer=None, **kwargs):
             if self.last is None: self.last = time.time()
+            self.learning_rate = optimizer.param_groups[0]["lr"] if optimizer is not None else None # what this step's update uses
         def on_step_end(self, args, state, control, **kwargs):
             now, used = time.time(), len(self.steps) * batches_per_step
             tokens = sum(counter.batch_tokens[used:used + batches_per_step])
-            self.steps.append({"step": state.global_step, "seconds": now - self.last, "tokens": tokens})
+            self.steps.append({"step": state.global_step, "seconds": now - self.last, "tokens": tokens, "learning_rate": self.learning_rate})
             self.last = now
     return StepTimer()
 
@@ -320,6 +322,7 @@ def run_training_job(job_path:str|Path, # job.json written by `start_training`
     parent = os.environ.get(PARENT_VARIABLE)
     if "LOCAL_RANK" in os.environ: parent = None # a DDP worker's parent is the launcher, which dies with the run
     die_with_parent(int(parent) if parent and parent.isdigit() else None) # a killed run leaves no training behind
+    quiet_engine_noise() # torch/torchao messages about themselves stay out of train.log
     job = json.loads(Path(job_path).read_text())
     try: _run_training_job(job)
     except ReasonForgeError as error:
@@ -351,6 +354,7 @@ def _run_training_job(job:dict):
         per_device_train_batch_size=settings.per_device_batch_size,
         gradient_accumulation_steps=settings.gradient_accumulation_steps, learning_rate=settings.learning_rate,
         lr_scheduler_type=settings.lr_scheduler, warmup_steps=settings.warmup_ratio, weight_decay=settings.weight_decay,
+        train_sampling_strategy="group_by_length" if settings.group_by_length else "random",
         max_length=settings.max_length, gradient_checkpointing=False,  # already set up on the model
         logging_steps=settings.logging_steps, save_strategy="steps" if settings.save_steps else "no", # "steps" saves the last step too
         save_steps=settings.save_steps or 500, ddp_find_unused_parameters=False if settings.num_processes > 1 else None,
@@ -422,7 +426,7 @@ def _prepare_job(base_model, training_set, output_dir, settings:TrainSettings)->
            "training_set": str(training_set), "training_set_sha256": sha256_file(training_set),
            "output_dir": str(output_dir), "settings": asdict(settings)}
     hashed = {k: job[k] for k in ("base_model_sha256", "training_set_sha256", "settings")}
-    later_defaults = {"num_processes": 1, "unsloth_optimizations": True} # settings added later: at their defaults, earlier jobs' hashes stay
+    later_defaults = {"num_processes": 1, "unsloth_optimizations": True, "group_by_length": False} # settings added later: at their defaults, earlier jobs' hashes stay
     hashed["settings"] = {k: v for k, v in hashed["settings"].items() if k not in later_defaults or v != later_defaults[k]}
     job["job_hash"] = stable_hash(hashed)
     return job

@@ -96,15 +96,33 @@ def test_unsloth_names_the_missing_package(tiny, tmp_path, monkeypatch):
 
 
 def test_settings_added_later_keep_earlier_job_hashes(tiny, tmp_path):
-    "num_processes and unsloth_optimizations at their defaults leave a job's hash as it was before they existed."
+    "num_processes, unsloth_optimizations and group_by_length at their defaults leave a job's hash as it was before they existed."
     from dataclasses import asdict
     from reasonforge.core import stable_hash
     from reasonforge.train import _prepare_job
     model, data = tiny
     job = _prepare_job(model, data, tmp_path/"out", settings())
-    earlier = {k: v for k, v in asdict(settings()).items() if k not in ("num_processes", "unsloth_optimizations")}
+    earlier = {k: v for k, v in asdict(settings()).items() if k not in ("num_processes", "unsloth_optimizations", "group_by_length")}
     assert job["job_hash"] == stable_hash({"base_model_sha256": job["base_model_sha256"], "training_set_sha256": job["training_set_sha256"], "settings": earlier})
     assert _prepare_job(model, data, tmp_path/"out", settings(backend="peft", num_processes=2))["job_hash"] != job["job_hash"]
+    assert _prepare_job(model, data, tmp_path/"out", settings(group_by_length=True))["job_hash"] != job["job_hash"]
+
+
+def test_the_cpu_default_trains_from_its_first_step_and_groups_rows_by_length(tiny, tmp_path):
+    "configs/default-cpu.yaml's training settings: step 1 updates at the full learning rate (no warm-up step at lr 0), with"
+    " length-grouped batches; a 10% warm-up would spend step 1 at lr 0."
+    from dataclasses import replace
+    from reasonforge.config import read_config
+    model, data = tiny
+    cpu = read_config(Path(__file__).parents[1]/"configs"/"default-cpu.yaml")[0].training
+    assert cpu.warmup_ratio == 0 and cpu.group_by_length and not cpu.gradient_checkpointing
+    tiny_cpu = replace(cpu, max_steps=4, per_device_batch_size=4, gradient_accumulation_steps=1, max_length=256, save_steps=None, merge=False)
+    info = train_lora(model, data, tmp_path/"cpu", tiny_cpu)
+    assert info["step_times"][0]["learning_rate"] == pytest.approx(cpu.learning_rate)
+    warm = train_lora(model, data, tmp_path/"warm", replace(tiny_cpu, warmup_ratio=0.1, group_by_length=False))
+    assert warm["step_times"][0]["learning_rate"] == 0 and warm["step_times"][1]["learning_rate"] == pytest.approx(cpu.learning_rate)
+    # same seed and data: only the length-grouped sampler makes the batches differ
+    assert [s["tokens"] for s in info["step_times"]] != [s["tokens"] for s in warm["step_times"]]
 
 
 def test_ddp_launch_command_and_refusals(tmp_path):
