@@ -49,7 +49,8 @@ def markdown_table(rows)->str:
 def greedy_accuracy(spider, count, model, predictions_path=None):
     "Greedy vLLM answers for the first `count` usable dev questions, scored with official (and lenient) execution match."
     from reasonforge.evaluate import format_summary, score_predictions, summarize
-    from reasonforge.generate import GREEDY, VLLMBackend
+    from reasonforge.engines import VLLMBackend
+    from reasonforge.generate import GREEDY
     questions = spider.usable[:count]
     started = time.time()
     with VLLMBackend(model, progress=True) as backend:
@@ -87,7 +88,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     from reasonforge.data import find_spider_dir, load_spider
-    from reasonforge.generate import SamplingSettings, TransformersBackend, VLLMBackend
+    from reasonforge.engines import VLLMBackend
+    from reasonforge.generate import SamplingSettings, TransformersBackend
     from reasonforge.models import DEFAULT_MODEL, resolve_model
     model = args.model or DEFAULT_MODEL
     resolve_model(model)

@@ -12,7 +12,8 @@ from collections import Counter
 
 from reasonforge.data import find_spider_dir, load_spider
 from reasonforge.evaluate import score_predictions
-from reasonforge.generate import GREEDY, VLLMBackend
+from reasonforge.engines import VLLMBackend
+from reasonforge.generate import GREEDY
 from reasonforge.models import heavy_lock, resolve_model
 from reasonforge.prompt import chat_token_counter, fit_schema
 from reasonforge.stats import accuracy_of, exact_mcnemar

@@ -4,12 +4,13 @@
 
 # %% ../nbs/00_core.ipynb #57510a64
 from __future__ import annotations
-import contextlib, hashlib, json, os, signal, sys, tempfile
+import contextlib, hashlib, json, logging, os, re, signal, sys, tempfile
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['FAULT_VARIABLE', 'RUNNER_VARIABLE', 'ReasonForgeError', 'atomic_write_bytes', 'atomic_write_text',
-           'atomic_write_json', 'sha256_file', 'stable_hash', 'cache_dir', 'fault_point', 'die_with_parent']
+__all__ = ['FAULT_VARIABLE', 'RUNNER_VARIABLE', 'KNOWN_ENGINE_NOISE', 'KNOWN_ENGINE_WARNINGS', 'ReasonForgeError',
+           'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'sha256_file', 'stable_hash', 'cache_dir',
+           'fault_point', 'quiet_engine_noise', 'die_with_parent']
 
 # %% ../nbs/00_core.ipynb #f201ca7c
 class ReasonForgeError(Exception):
@@ -91,6 +92,25 @@ def fault_point(name:str, # this point's name, e.g. "iteration_1/verify:outputs-
     if runner and runner.isdigit() and int(runner) != os.getpid():
         with contextlib.suppress(ProcessLookupError): os.kill(int(runner), signal.SIGKILL)
     os.kill(os.getpid(), signal.SIGKILL)
+
+# %% ../nbs/00_core.ipynb #5e1c7a02
+KNOWN_ENGINE_NOISE = {"torchao": (r"Failed to load .*torchao/_C.*\.so",), # GPU kernels built for another GPU (or none)
+                      "torch.utils._pytree": (r"is an Enum subclass and is now natively supported by torch\.compile",), # torchao's Enums
+                      "vllm.triton_utils.importing": (r"Triton is installed, but doesn't include CPU backend",)} # vLLM on a CPU
+KNOWN_ENGINE_WARNINGS = (r"`torch\.distributed\.reduce_op` is deprecated",) # vLLM's import of a deprecated alias (FutureWarning)
+
+class _DropMessages(logging.Filter):
+    "A logging filter that drops records whose message matches one of `patterns`."
+    def __init__(self, patterns): super().__init__(); self.patterns = [re.compile(p) for p in patterns]
+    def filter(self, record): return not any(p.search(record.getMessage()) for p in self.patterns)
+
+def quiet_engine_noise():
+    "In an engine child: drop the known messages of torch, torchao and vLLM that say nothing about the run (`KNOWN_ENGINE_NOISE`)."
+    import warnings
+    for name, patterns in KNOWN_ENGINE_NOISE.items():
+        target = logging.getLogger(name)
+        if not any(isinstance(f, _DropMessages) for f in target.filters): target.addFilter(_DropMessages(patterns))
+    for pattern in KNOWN_ENGINE_WARNINGS: warnings.filterwarnings("ignore", message=pattern, category=FutureWarning)
 
 # %% ../nbs/00_core.ipynb #48429740
 def die_with_parent(parent_pid:int|None=None, # the process this one must not outlive (default: its parent now)

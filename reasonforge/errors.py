@@ -4,7 +4,6 @@
 
 # %% ../nbs/11_errors.ipynb #a98f33be
 from __future__ import annotations
-import dataclasses, math
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -15,12 +14,14 @@ from matplotlib.figure import Figure
 
 from .core import ReasonForgeError
 from .hardness import HARDNESS_LEVELS
+from .evaluate import DevPrediction
 from .sql_shape import QueryShape, canonical_sql, query_shape, schema_columns
 
 # %% auto #0
 __all__ = ['ERROR_CATEGORIES', 'EXECUTION_ERROR_CATEGORIES', 'REFERENCE_CATEGORIES', 'TO_REFERENCE_CATEGORY',
-           'CLASSIFIED_COLUMNS', 'FLIP_KINDS', 'execution_category', 'structural_diff', 'error_categories',
-           'reference_category', 'classify_examples', 'error_table', 'error_examples', 'flips', 'plot_error_categories']
+           'CLASSIFIED_COLUMNS', 'WRONG_ANSWER_COLUMNS', 'FLIP_KINDS', 'execution_category', 'structural_diff',
+           'error_categories', 'reference_category', 'classify_examples', 'error_table', 'error_examples',
+           'wrong_answer_table', 'flips', 'plot_error_categories']
 
 # %% ../nbs/11_errors.ipynb #e0b4b216
 ERROR_CATEGORIES = {
@@ -266,20 +267,6 @@ def reference_category(categories:Iterable[str], # our categories of one predict
         mapped.add(TO_REFERENCE_CATEGORY[category])
     return next((c for c in REFERENCE_CATEGORIES if c in mapped), "wrong_logic")
 
-# %% ../nbs/11_errors.ipynb #9298cabe
-def _as_dict(row)->dict:
-    "An evaluation row as a dict (dicts, dataclass instances and pandas rows alike)."
-    if isinstance(row, Mapping): return dict(row)
-    if dataclasses.is_dataclass(row): return {f.name: getattr(row, f.name) for f in dataclasses.fields(row)}
-    if hasattr(row, "_asdict"): return dict(row._asdict())
-    raise ReasonForgeError(f"evaluation row of type {type(row).__name__} is neither a dict nor a dataclass")
-
-# %% ../nbs/11_errors.ipynb #af2e5679
-def _match_flag(value)->bool|None:
-    "An `exec_match` value as True, False, or None for an excluded question (None or NaN, as pandas stores it)."
-    if value is None or (isinstance(value, float) and math.isnan(value)): return None
-    return bool(value)
-
 # %% ../nbs/11_errors.ipynb #1c63de33
 def _schema_lookup(schemas)->Mapping:
     "`{db_id: schema}` from a mapping, a tables.json path, or None."
@@ -294,47 +281,36 @@ CLASSIFIED_COLUMNS = ["index", "db_id", "hardness", "question", "gold_sql", "pre
                       "categories", "reference_category", "differences", "gold_result", "predicted_result"]
 
 # %% ../nbs/11_errors.ipynb #899dd9b5
-def classify_examples(examples, # evaluation rows (dicts or dataclasses), or a DataFrame of them
+def classify_examples(predictions:list[DevPrediction], # a stage's dev predictions
                       schemas=None, # {db_id: schema} or a tables.json path; None compares without schemas
                      )->pd.DataFrame:
-    "One row per wrong prediction with its categories, reference category and difference lines."
-    if isinstance(examples, pd.DataFrame):
-        if "categories" in examples.columns: return examples
-        examples = examples.to_dict("records")
+    "One row per wrong greedy answer with its categories, reference category and difference lines."
     lookup, rows = _schema_lookup(schemas), []
-    for position, example in enumerate(examples):
-        row = _as_dict(example)
-        if _match_flag(row.get("exec_match")) is not False: continue
-        for key in ("gold_sql", "predicted_sql"):
-            if not isinstance(row.get(key), str): raise ReasonForgeError(f"evaluation row {row.get('index', position)}: missing or non-text '{key}'")
-        schema = lookup.get(row.get("db_id"))
-        differences = _differences(row["gold_sql"], row["predicted_sql"], schema)
-        error_kind = row.get("error_kind") if isinstance(row.get("error_kind"), str) and row.get("error_kind") else None
-        categories = _categories(differences, error_kind)
-        rows.append({"index": row.get("index", position), "db_id": row.get("db_id"), "hardness": row.get("hardness"),
-                     "question": row.get("question"), "gold_sql": row["gold_sql"], "predicted_sql": row["predicted_sql"],
-                     "error_kind": error_kind, "error": row.get("error"), "categories": categories,
-                     "reference_category": reference_category(categories),
-                     "differences": _lines(differences),
-                     "gold_result": row.get("gold_result"), "predicted_result": row.get("predicted_result")})
-    return _with_none(pd.DataFrame(rows, columns=CLASSIFIED_COLUMNS), ["hardness", "question", "error_kind", "error", "gold_result", "predicted_result"])
+    for p in predictions:
+        if not isinstance(p, DevPrediction):
+            raise ReasonForgeError(f"a {type(p).__name__} is not a DevPrediction: read predictions.jsonl with `reasonforge.loop.predictions`")
+        if p.exec_match is not False: continue
+        if p.predicted_sql is None: raise ReasonForgeError(f"dev prediction {p.index} is wrong but has no predicted_sql")
+        differences = _differences(p.gold_sql, p.predicted_sql, lookup.get(p.db_id))
+        categories = _categories(differences, p.error_kind)
+        rows.append({"index": p.index, "db_id": p.db_id, "hardness": p.hardness, "question": p.question, "gold_sql": p.gold_sql,
+                     "predicted_sql": p.predicted_sql, "error_kind": p.error_kind, "error": p.error, "categories": categories,
+                     "reference_category": reference_category(categories), "differences": _lines(differences),
+                     "gold_result": p.gold_result, "predicted_result": p.predicted_result})
+    return pd.DataFrame(rows, columns=CLASSIFIED_COLUMNS)
 
-# %% ../nbs/11_errors.ipynb #4be9737f
-def _with_none(frame:pd.DataFrame, columns:list[str])->pd.DataFrame:
-    "`frame` with None, not NaN, where these (text or object) columns have no value."
-    for column in columns:
-        values = frame[column].astype(object)
-        frame[column] = values.where(values.map(lambda v: not (isinstance(v, float) and math.isnan(v))), None)
-    return frame
+def _classified(predictions, schemas)->pd.DataFrame:
+    "`classify_examples`'s DataFrame, classifying `predictions` unless they are one already."
+    return predictions if isinstance(predictions, pd.DataFrame) else classify_examples(predictions, schemas)
 
 # %% ../nbs/11_errors.ipynb #cde4c882
-def error_table(examples, # evaluation rows, or `classify_examples`'s DataFrame
+def error_table(predictions, # a stage's dev predictions (`DevPrediction`s), or `classify_examples`'s DataFrame
                 schemas=None, # {db_id: schema} or a tables.json path
                 taxonomy:str="ours", # 'ours' (`ERROR_CATEGORIES`) or 'reference' (`REFERENCE_CATEGORIES`)
                 share:bool=False, # divide by the number of wrong predictions of each column instead of counting
                )->pd.DataFrame:
     "Wrong predictions per category (rows) and hardness (columns, plus 'all'); a prediction counts once in each of its categories."
-    classified = classify_examples(examples, schemas)
+    classified = _classified(predictions, schemas)
     if taxonomy == "ours": order, per_row = list(ERROR_CATEGORIES), classified["categories"]
     elif taxonomy == "reference": order, per_row = list(REFERENCE_CATEGORIES), classified["reference_category"].map(lambda c: [c])
     else: raise ReasonForgeError(f"taxonomy {taxonomy!r} is unknown; expected 'ours' or 'reference'")
@@ -361,13 +337,13 @@ def _truncate_result(result, max_rows:int)->str|None:
     return shown + (f" ... ({len(rows)} rows)" if len(rows) > max_rows else "")
 
 # %% ../nbs/11_errors.ipynb #5898e379
-def error_examples(examples, # evaluation rows, or `classify_examples`'s DataFrame
+def error_examples(predictions, # a stage's dev predictions (`DevPrediction`s), or `classify_examples`'s DataFrame
                    per_category:int=3, # examples shown per category
                    schemas=None, # {db_id: schema} or a tables.json path
                    max_result_rows:int=5, # result rows shown per query
                   )->pd.DataFrame:
     "The first `per_category` wrong predictions (by question index) of each category, with their differences and results."
-    classified = classify_examples(examples, schemas)
+    classified = _classified(predictions, schemas)
     rows = []
     for category in ERROR_CATEGORIES:
         chosen = classified[classified["categories"].map(lambda found: category in found).astype(bool)].sort_values("index").head(per_category)
@@ -377,25 +353,34 @@ def error_examples(examples, # evaluation rows, or `classify_examples`'s DataFra
                          "differences": "\n".join(row["differences"]) or (row["error"] or ""),
                          "gold_result": _truncate_result(row["gold_result"], max_result_rows),
                          "predicted_result": _truncate_result(row["predicted_result"], max_result_rows)})
-    return _with_none(pd.DataFrame(rows, columns=["category", "index", "db_id", "hardness", "question", "gold_sql", "predicted_sql",
-                                                  "differences", "gold_result", "predicted_result"]), ["gold_result", "predicted_result"])
+    return pd.DataFrame(rows, columns=["category", "index", "db_id", "hardness", "question", "gold_sql", "predicted_sql",
+                                       "differences", "gold_result", "predicted_result"])
+
+# %% ../nbs/11_errors.ipynb #7e0a11a2
+WRONG_ANSWER_COLUMNS = ["index", "db_id", "hardness", "question", "gold_sql", "predicted_sql", "failure"]
+
+def wrong_answer_table(predictions:list[DevPrediction], # a stage's dev predictions
+                       limit:int|None=None, # the first this many wrong answers, in question order; None: all
+                      )->pd.DataFrame:
+    "The wrong greedy answers with how each failed: the execution error kind, or 'wrong result' when the query ran."
+    wrong = [p for p in predictions if p.exec_match is False][:limit]
+    return pd.DataFrame([{"index": p.index, "db_id": p.db_id, "hardness": p.hardness, "question": p.question, "gold_sql": p.gold_sql,
+                          "predicted_sql": p.predicted_sql, "failure": p.error_kind or "wrong result"} for p in wrong],
+                        columns=WRONG_ANSWER_COLUMNS)
 
 # %% ../nbs/11_errors.ipynb #601183f5
 FLIP_KINDS = ("fixed", "broken", "still wrong", "still right") # in the order tables list them
 
 # %% ../nbs/11_errors.ipynb #b71c1c33
-def flips(iteration_a, # evaluation rows (or a DataFrame) of the earlier iteration
-          iteration_b, # evaluation rows of the later iteration, same questions
+def flips(iteration_a:list[DevPrediction], # dev predictions of the earlier iteration
+          iteration_b:list[DevPrediction], # dev predictions of the later iteration, same questions
          )->pd.DataFrame:
     "Per question scored in both: its match before and after, and the change ('fixed', 'broken', 'still right', 'still wrong')."
-    def by_index(rows, name):
-        if isinstance(rows, pd.DataFrame): rows = rows.to_dict("records")
+    def by_index(predictions, name):
         result = {}
-        for position, row in enumerate(rows):
-            row = _as_dict(row)
-            if "index" not in row or "exec_match" not in row: raise ReasonForgeError(f"{name} row {position}: needs 'index' and 'exec_match'")
-            if row["index"] in result: raise ReasonForgeError(f"{name}: question index {row['index']} appears twice")
-            result[row["index"]] = row
+        for p in predictions:
+            if p.index in result: raise ReasonForgeError(f"{name}: question index {p.index} appears twice")
+            result[p.index] = p
         return result
     before, after = by_index(iteration_a, "iteration_a"), by_index(iteration_b, "iteration_b")
     if set(before) != set(after):
@@ -403,11 +388,11 @@ def flips(iteration_a, # evaluation rows (or a DataFrame) of the earlier iterati
                                f"{len(set(after) - set(before))} only in iteration_b (e.g. {sorted(set(before) ^ set(after))[:5]})")
     rows = []
     for index in sorted(before):
-        was, now = _match_flag(before[index]["exec_match"]), _match_flag(after[index]["exec_match"])
+        was, now = before[index].exec_match, after[index].exec_match
         if was is None or now is None: continue
         change = dict(zip([(False, True), (True, False), (False, False), (True, True)], FLIP_KINDS))[(was, now)]
-        rows.append({"index": index, "db_id": before[index].get("db_id"), "hardness": before[index].get("hardness"),
-                     "question": before[index].get("question"), "before": bool(was), "after": bool(now), "change": change})
+        rows.append({"index": index, "db_id": before[index].db_id, "hardness": before[index].hardness,
+                     "question": before[index].question, "before": was, "after": now, "change": change})
     return pd.DataFrame(rows, columns=["index", "db_id", "hardness", "question", "before", "after", "change"])
 
 # %% ../nbs/11_errors.ipynb #e871462e

@@ -7,17 +7,19 @@ from __future__ import annotations
 import json
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, asdict
+from dataclasses import dataclass, asdict, fields
 from pathlib import Path
 
 from .core import ReasonForgeError, atomic_write_text
 from .hardness import query_hardness, HARDNESS_LEVELS
 from .execute import SQLExecutor
+from .harvest import pass_at_k
 from .exact_match import database_schema, foreign_key_map, exact_match, partial_score_summary, PARTIAL_COMPONENTS
 
 # %% auto #0
 __all__ = ['ScoredExample', 'database_files', 'score_predictions', 'summarize', 'evaluation_report', 'format_summary', 'Vote',
-           'majority_vote', 'write_report']
+           'majority_vote', 'pass_at_k_curve', 'sample_summaries', 'DevPrediction', 'dev_predictions', 'greedy_summary',
+           'write_report']
 
 # %% ../nbs/10_evaluate.ipynb #aa59b811
 @dataclass
@@ -122,28 +124,35 @@ def _add_exact_match(scored:list[ScoredExample], gold:list, predictions:list, fi
 # %% ../nbs/10_evaluate.ipynb #5d8e8858
 def _accuracy(flags): return sum(flags) / len(flags) if flags else 0.0
 
-def summarize(scored:list[ScoredExample], # from `score_predictions`
+def summarize(scored:list[ScoredExample], # from `score_predictions`, or built from per-question verdicts
               lenient:bool=False, # include the lenient accuracy
+              scores:list|None=None, # per example, a score in [0, 1] averaged in place of `exec_match` (pass@k); None: `exec_match`
+              lenient_scores:list|None=None, # the same in place of `lenient_match`
              )->dict:
-    "The report's `summary`: totals, exclusions, execution accuracy overall and per hardness."
-    evaluated = [s for s in scored if not s.excluded]
+    "The report's `summary`: totals, exclusions, execution accuracy (or mean score) overall and per hardness."
+    scores = [s.exec_match for s in scored] if scores is None else scores
+    lenient_scores = [s.lenient_match for s in scored] if lenient_scores is None else lenient_scores
+    if not len(scores) == len(lenient_scores) == len(scored):
+        raise ReasonForgeError(f"{len(scored)} examples but {len(scores)} scores and {len(lenient_scores)} lenient scores")
     exact = any(s.exact_detail is not None for s in scored)
-    executed = any(s.exec_match is not None for s in scored) or not exact
+    executed = any(v is not None for v in scores) or not exact
+    def mean(values, positions): return _accuracy([values[i] for i in positions])
+    evaluated = [i for i, s in enumerate(scored) if not s.excluded]
     by_hardness = {}
     for level in HARDNESS_LEVELS:
-        of_level = [s for s in scored if s.hardness == level]
-        scored_level = [s for s in of_level if not s.excluded]
-        by_hardness[level] = dict(count=len(of_level), evaluated=len(scored_level), excluded=len(of_level) - len(scored_level),
-                                  exec_accuracy=_accuracy([s.exec_match for s in scored_level]) if executed else None)
-        if lenient: by_hardness[level]["lenient_accuracy"] = _accuracy([s.lenient_match for s in scored_level])
-        if exact: by_hardness[level]["exact_match_accuracy"] = _accuracy([s.exact_match for s in of_level if s.exact_match is not None])
-    files = [s.databases for s in evaluated]
+        of_level = [i for i, s in enumerate(scored) if s.hardness == level]
+        kept = [i for i in of_level if not scored[i].excluded]
+        by_hardness[level] = dict(count=len(of_level), evaluated=len(kept), excluded=len(of_level) - len(kept),
+                                  exec_accuracy=mean(scores, kept) if executed else None)
+        if lenient: by_hardness[level]["lenient_accuracy"] = mean(lenient_scores, kept)
+        if exact: by_hardness[level]["exact_match_accuracy"] = _accuracy([scored[i].exact_match for i in of_level if scored[i].exact_match is not None])
+    files = [scored[i].databases for i in evaluated]
     return dict(total=len(scored), evaluated=len(evaluated), excluded=len(scored) - len(evaluated),
                 excluded_databases=sorted({s.db_id for s in scored if s.excluded}),
                 execution_metric="TS" if max(files, default=1) > 1 else "EX",
                 database_files=dict(min=min(files, default=0), max=max(files, default=0)),
-                exec_accuracy=_accuracy([s.exec_match for s in evaluated]) if executed else None,
-                lenient_accuracy=_accuracy([s.lenient_match for s in evaluated]) if lenient else None,
+                exec_accuracy=mean(scores, evaluated) if executed else None,
+                lenient_accuracy=mean(lenient_scores, evaluated) if lenient else None,
                 by_hardness=by_hardness, **(_exact_summary(scored) if exact else {}))
 
 def _exact_summary(scored:list[ScoredExample])->dict:
@@ -224,6 +233,126 @@ def majority_vote(verdicts:list, # one question's candidate verdicts (`reasonfor
     orders:dict[str, list[int]] = {}
     for i in winners: orders.setdefault(getattr(verdicts[i], "ordered_key", None) or verdicts[i].result_key, []).append(i)
     return Vote(_first_of_largest(orders)[0], len(winners), len(winners) - runner_up, sum(map(len, groups.values())))
+
+# %% ../nbs/10_evaluate.ipynb #5a1c0e03
+def pass_at_k_curve(correct:list[int], # per scored question: how many of its n samples are right
+                    n:int, # samples per question
+                   )->dict:
+    "Mean pass@k over the questions for k = 1, 2, 4, ... up to n, keyed by k as text (JSON-ready)."
+    if not correct or not n: return {}
+    ks = sorted({2 ** p for p in range(n.bit_length()) if 2 ** p <= n} | {n})
+    return {str(k): sum(pass_at_k(n, c, k) for c in correct) / len(correct) for k in ks}
+
+def sample_summaries(gold:list[tuple[str, str]], # (gold SQL, db_id) per question
+                     verdicts:list, # per question: its k candidates' `Verdict`s, or None when the question is excluded
+                     lenient:bool=False, # also summarise the lenient check
+                     k:int|None=None, # attempts for pass@k (default: the number of samples)
+                    )->dict:
+    "Self-consistency (majority vote over execution results) and pass@k summaries of n sampled candidates per question, and the pass@k curve."
+    if len(gold) != len(verdicts): raise ReasonForgeError(f"{len(gold)} questions but {len(verdicts)} verdict lists")
+    sizes = {len(v) for v in verdicts if v is not None}
+    if len(sizes) > 1: raise ReasonForgeError(f"questions have different numbers of samples: {sorted(sizes)}")
+    n = sizes.pop() if sizes else 0
+    k = k or n
+    voted, passed, passed_lenient, pass_one, correct = [], [], [], [], []
+    for i, ((sql, db_id), candidates) in enumerate(zip(gold, verdicts)):
+        hardness = query_hardness(sql)
+        gold_error = next((v.gold_error for v in candidates or [] if v.gold_error), None)
+        if candidates is None or gold_error or not n:
+            reason = "no database file" if candidates is None else f"gold query fails: {gold_error}" if gold_error else "no samples"
+            voted.append(ScoredExample(i, db_id, hardness, None, None, True, reason))
+            passed.append(None); passed_lenient.append(None); pass_one.append(None)
+            continue
+        vote = majority_vote(candidates)
+        chosen = candidates[vote.chosen] if vote.chosen is not None else None
+        voted.append(ScoredExample(i, db_id, hardness, bool(chosen and chosen.exec_match),
+                                   bool(chosen and chosen.lenient_match) if lenient else None, False,
+                                   None if chosen else "no candidate executed"))
+        correct.append(sum(bool(v.exec_match) for v in candidates))
+        passed.append(pass_at_k(n, correct[-1], k))
+        pass_one.append(correct[-1] / n)
+        passed_lenient.append(pass_at_k(n, sum(bool(v.lenient_match) for v in candidates), k) if lenient else None)
+    pass_summary = {**summarize(voted, lenient, scores=passed, lenient_scores=passed_lenient), "k": k, "n": n,
+                    "pass@1": summarize(voted, scores=pass_one)["exec_accuracy"]}
+    return {"self_consistency": {**summarize(voted, lenient), "k": n}, "pass_at_k": pass_summary,
+            "pass_at_k_curve": pass_at_k_curve(correct, n)}
+
+# %% ../nbs/10_evaluate.ipynb #5a1c0e08
+_SAMPLE_KEYS = ("samples", "sample_matches", "vote", "vote_correct", "gold_result", "predicted_result") # written only when set
+
+@dataclass
+class DevPrediction:
+    "One dev question's evaluation by one model: a line of a stage's `evaluate/predictions.jsonl`."
+    index:int # the question's position in Spider's dev file
+    db_id:str # its database
+    hardness:str # Spider's hardness of its gold query
+    question:str # the question
+    gold_sql:str # the gold query
+    predicted_sql:str|None = None # the greedy answer's SQL; None when excluded or not decoded greedily
+    output:str|None = None # the greedy answer as the model wrote it
+    exec_match:bool|None = None # the greedy answer is right (official execution match); None when not scored
+    lenient_match:bool|None = None # the reference system's lenient check, when asked for
+    excluded:bool = False # not scored: the database file is missing or the gold query fails
+    error_kind:str|None = None # why the greedy answer failed to run (`reasonforge.execute` kinds); None when it ran
+    error:str|None = None # the error text, or why the question is excluded
+    samples:list|None = None # the k sampled answers' SQL; None when not sampled
+    sample_matches:list|None = None # which samples are right
+    vote:Vote|None = None # self-consistency's vote over the samples
+    vote_correct:bool|None = None # the voted sample is right
+    gold_result:list|None = None # gold's result rows, when someone executed them (the loop does not keep them)
+    predicted_result:list|None = None # the greedy answer's result rows, likewise
+
+    def to_json(self)->dict:
+        "The line's JSON object (sample and result keys only when set)."
+        row = asdict(self)
+        for key in _SAMPLE_KEYS:
+            if row[key] is None: del row[key]
+        return row
+
+    @classmethod
+    def from_json(cls, row:dict, # one line of predictions.jsonl, parsed
+                 )->DevPrediction:
+        "A prediction from its JSON object; unknown or missing keys are refused."
+        names = [f.name for f in fields(cls)]
+        if unknown := sorted(set(row) - set(names)): raise ReasonForgeError(f"dev prediction {row.get('index')}: unknown keys {unknown}")
+        if missing := [key for key in names[:5] + ["excluded"] if key not in row]:
+            raise ReasonForgeError(f"dev prediction {row.get('index')}: missing keys {missing}")
+        return cls(**{**row, "vote": Vote(**row["vote"]) if row.get("vote") else None})
+
+# %% ../nbs/10_evaluate.ipynb #5a1c0e0c
+def dev_predictions(questions:list, # the dev questions (`reasonforge.data.Question`), excluded ones included, in order
+                    greedy:dict|None=None, # question index -> (its greedy `Candidate`, its `Verdict`); None: no greedy decoding
+                    samples:dict|None=None, # question index -> (its k sampled `Candidate`s, their `Verdict`s); None: no sampling
+                    lenient:bool=False, # keep the lenient check
+                   )->list[DevPrediction]:
+    "One `DevPrediction` per question, in order, from its greedy answer and samples and their verdicts."
+    rows = []
+    for q in questions:
+        row = DevPrediction(q.index, q.db_id, query_hardness(q.gold_sql), q.question, q.gold_sql)
+        answer, verdict = (greedy or {}).get(q.index, (None, None))
+        sampled, verdicts = (samples or {}).get(q.index, (None, None))
+        gold_error = next((v.gold_error for v in [verdict, *(verdicts or [])] if v is not None and v.gold_error), None)
+        row.excluded = q.excluded or bool(gold_error) or (verdict is None and verdicts is None)
+        row.error = gold_error or ("no database file" if row.excluded else None)
+        if verdict is not None:
+            row.predicted_sql, row.output, row.error_kind = answer.sql, answer.text, verdict.error_kind
+            row.error = gold_error or verdict.error
+            if not row.excluded:
+                row.exec_match = bool(verdict.exec_match)
+                row.lenient_match = bool(verdict.lenient_match) if lenient else None
+        if verdicts is not None:
+            vote = majority_vote(verdicts)
+            row.samples, row.sample_matches = [c.sql for c in sampled], [bool(v.exec_match) for v in verdicts]
+            row.vote, row.vote_correct = vote, bool(vote.chosen is not None and verdicts[vote.chosen].exec_match)
+        rows.append(row)
+    return rows
+
+def greedy_summary(predictions:list[DevPrediction], # from `dev_predictions` (or read back with `DevPrediction.from_json`)
+                   lenient:bool=False, # include the lenient accuracy
+                  )->dict:
+    "`summarize` of the greedy answers."
+    return summarize([ScoredExample(p.index, p.db_id, p.hardness, p.exec_match, p.lenient_match, p.excluded, p.error)
+                      for p in predictions], lenient)
 
 # %% ../nbs/10_evaluate.ipynb #ec726b61
 def write_report(path:str|Path, # REPORT.json to write (atomically)

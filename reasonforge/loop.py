@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .core import RUNNER_VARIABLE, ReasonForgeError, atomic_write_json
 from .data import SPLIT_FILES
+from .generate import SampledQuestion
 from .config import RunConfig, read_config
 from .results import RESULTS_FILE, write_results
 from .run_folder import (DEV_TRAINED, LOCK_VARIABLE, Run, notebook_template, read_jsonl, redo_damaged_stages, run_lock, stage_info,
@@ -20,7 +21,7 @@ logger = logging.getLogger(__name__)
 # %% auto #0
 __all__ = ['logger', 'ITERATION_STEPS', 'stage_inputs', 'stage_names', 'sample_candidates', 'verify_candidates',
            'harvest_training_set', 'train_model', 'evaluate_model', 'sft_baseline', 'iteration_record', 'run_results',
-           'predictions', 'follow_runner', 'log_to_file', 'check_inputs', 'RunOutcome', 'run_loop']
+           'predictions', 'iteration_result', 'follow_runner', 'log_to_file', 'check_inputs', 'RunOutcome', 'run_loop']
 
 # %% ../nbs/13_loop.ipynb #d46fcfbb
 ITERATION_STEPS = ("sample", "verify", "harvest", "train", "evaluate")
@@ -71,7 +72,8 @@ def _messages_for(run:Run, question)->list:
 
 def _engine(run:Run, model:Path, cache:Path):
     "A sampling backend for `model` as the run configures it; finished prompt groups are cached in `cache` (for a resume)."
-    from reasonforge.generate import TransformersBackend, vllm_backend
+    from reasonforge.engines import vllm_backend
+    from reasonforge.generate import TransformersBackend
     engine = run.config.engine
     if engine.backend == "transformers":
         return TransformersBackend(model, cache_folder=cache, group_size=engine.group_size, dtype=engine.dtype)
@@ -106,16 +108,14 @@ def sample_candidates(run:Run, # the run
         with _engine(run, model, folder/"cache") as backend:
             sampled = backend.generate(_prompts(run, backend, usable), run.config.sampling)
             engine_stats = dict(backend.stats)
-        rows = [{"index": q.index, "db_id": q.db_id, "question": q.question, "gold_sql": q.gold_sql,
-                 "messages": _messages_for(run, q), "outputs": [c.text for c in candidates],
-                 "candidates": [c.sql for c in candidates], "finish_reasons": [c.finish_reason for c in candidates]}
-                for q, candidates in zip(usable, sampled)]
-        write_jsonl(folder/"candidates.jsonl", rows)
+        records = [SampledQuestion(q.index, q.db_id, q.question, q.gold_sql, _messages_for(run, q), candidates)
+                   for q, candidates in zip(usable, sampled)]
+        write_jsonl(folder/"candidates.jsonl", [record.to_json() for record in records])
         shutil.rmtree(folder/"cache", ignore_errors=True) # the candidates are kept above; the cache only served a resume
         return {"model": _relative(run, model), "questions": len(questions), "excluded": len(questions) - len(usable),
-                "k": run.config.sampling.k, "candidates": sum(len(r["candidates"]) for r in rows),
-                "no_sql": sum(not sql for r in rows for sql in r["candidates"]),
-                "hit_max_tokens": sum(reason == "length" for r in rows for reason in r["finish_reasons"]),
+                "k": run.config.sampling.k, "candidates": sum(len(r.candidates) for r in records),
+                "no_sql": sum(not sql for r in records for sql in r.sqls),
+                "hit_max_tokens": sum(c.finish_reason == "length" for r in records for c in r.candidates),
                 "resumed_prompts": engine_stats.get("prompts", 0) - engine_stats.get("sampled_prompts", 0),
                 "generated_tokens": engine_stats.get("generated_tokens"), "engine_start_seconds": engine_stats.get("engine_start_seconds")}
     return run.stage(f"iteration_{iteration}/sample", work, stage_inputs(run, f"iteration_{iteration}/sample"))
@@ -125,16 +125,16 @@ def verify_candidates(run:Run, # the run
                      )->dict:
     "Stage `iteration_<i>/verify`: execute every candidate against its gold query (official semantics)."
     def work(folder:Path)->dict:
-        rows = read_jsonl(run.folder/f"iteration_{iteration}/sample/candidates.jsonl")
+        rows = [SampledQuestion.from_json(r) for r in read_jsonl(run.folder/f"iteration_{iteration}/sample/candidates.jsonl")]
         database = run.dataset("train").database_path
-        pairs = [(database(r["db_id"]), r["gold_sql"], sql) for r in rows for sql in r["candidates"]]
+        pairs = [(database(r.db_id), r.gold_sql, sql) for r in rows for sql in r.sqls]
         with _executor(run) as executor:
             flat = executor.verify(pairs, keep_distinct=run.config.evaluation.keep_distinct, lenient=run.config.evaluation.lenient)
         out, position = [], 0
         for r in rows:
-            verdicts = [asdict(v) for v in flat[position:position + len(r["candidates"])]]
-            position += len(r["candidates"])
-            out.append({"index": r["index"], "db_id": r["db_id"], "verdicts": verdicts})
+            verdicts = [v.to_json() for v in flat[position:position + len(r.candidates)]]
+            position += len(r.candidates)
+            out.append({"index": r.index, "db_id": r.db_id, "verdicts": verdicts})
         write_jsonl(folder/"verdicts.jsonl", out)
         from collections import Counter
         gold_failures = [r["index"] for r in out if any(v["gold_error"] for v in r["verdicts"])]
@@ -147,15 +147,16 @@ def harvest_training_set(run:Run, # the run
                         )->dict:
     "Stage `iteration_<i>/harvest`: distinct correct candidates, gold for 0/k questions, weighting and caps."
     from reasonforge.harvest import HarvestQuestion, harvest_question, build_training_rows, write_training_set
+    from reasonforge.execute import Verdict
     def work(folder:Path)->dict:
-        candidates = read_jsonl(run.folder/f"iteration_{iteration}/sample/candidates.jsonl")
-        verdicts = {r["index"]: r["verdicts"] for r in read_jsonl(run.folder/f"iteration_{iteration}/verify/verdicts.jsonl")}
+        candidates = [SampledQuestion.from_json(r) for r in read_jsonl(run.folder/f"iteration_{iteration}/sample/candidates.jsonl")]
+        verdicts = {r["index"]: [Verdict.from_json(v) for v in r["verdicts"]] for r in read_jsonl(run.folder/f"iteration_{iteration}/verify/verdicts.jsonl")}
         harvests, skipped = [], []
         for r in candidates:
-            judged = verdicts[r["index"]]
-            if any(v["gold_error"] for v in judged): skipped.append(r["index"]); continue # a gold query that fails cannot be learned from
-            harvests.append(harvest_question(HarvestQuestion(r["index"], r["db_id"], r["question"], r["gold_sql"], r["messages"],
-                                                             r["candidates"], [bool(v["exec_match"]) for v in judged])))
+            judged = verdicts[r.index]
+            if any(v.gold_error for v in judged): skipped.append(r.index); continue # a gold query that fails cannot be learned from
+            harvests.append(harvest_question(HarvestQuestion(r.index, r.db_id, r.question, r.gold_sql, r.messages,
+                                                             r.sqls, [bool(v.exec_match) for v in judged])))
         rows, stats = build_training_rows(harvests, run.config.harvest)
         write_training_set(rows, {**stats, "skipped_gold_failures": skipped}, folder/"train.jsonl")
         return {**stats, "skipped_gold_failures": skipped}
@@ -181,23 +182,12 @@ def train_model(run:Run, # the run
     return _train_stage(run, f"iteration_{iteration}/train")
 
 # %% ../nbs/13_loop.ipynb #c4a97bc8
-def _pass_at_k_curve(verdicts:list)->dict:
-    "Mean pass@k over scorable questions for k = 1, 2, 4, ... up to the number of samples."
-    from reasonforge.harvest import pass_at_k
-    scorable = [v for v in verdicts if v is not None and v and not any(x.gold_error for x in v)]
-    if not scorable: return {}
-    n = len(scorable[0])
-    ks = sorted({2 ** p for p in range(n.bit_length()) if 2 ** p <= n} | {n})
-    return {str(k): sum(pass_at_k(n, sum(bool(x.exec_match) for x in v), k) for v in scorable) / len(scorable) for k in ks}
-
 def evaluate_model(run:Run, # the run
                    stage:str, # stage prefix: "baseline", "sft" or "iteration_<i>"
                    model:Path, # the model folder to evaluate
                   )->dict:
     "Stage `<stage>/evaluate`: greedy, self-consistency and pass@k execution accuracy on the run's dev questions."
-    from reasonforge.evaluate import ScoredExample, summarize, majority_vote
-    from reasonforge.hardness import query_hardness
-    from reasonforge.report import sample_summaries
+    from reasonforge.evaluate import dev_predictions, greedy_summary, sample_summaries
     evaluation = run.config.evaluation
     def work(folder:Path)->dict:
         questions = run.questions("dev")
@@ -211,49 +201,25 @@ def evaluate_model(run:Run, # the run
                 prompts = _prompts(run, backend, usable)
                 if evaluation.greedy: greedy_candidates = [candidates[0] for candidates in backend.generate(prompts, greedy)]
                 if sampled: sampled_candidates = backend.generate(prompts, sampled)
-        greedy_sql = [c.sql for c in greedy_candidates] if greedy_candidates is not None else None
-        greedy_texts = [c.text for c in greedy_candidates] if greedy_candidates is not None else None
-        sample_sql = [[c.sql for c in cs] for cs in sampled_candidates] if sampled_candidates is not None else None
         pairs = []
         for position, q in enumerate(usable):
-            if greedy_sql: pairs.append((q.db_path, q.gold_sql, greedy_sql[position]))
-            if sample_sql: pairs += [(q.db_path, q.gold_sql, sql) for sql in sample_sql[position]]
+            if greedy_candidates is not None: pairs.append((q.db_path, q.gold_sql, greedy_candidates[position].sql))
+            if sampled_candidates is not None: pairs += [(q.db_path, q.gold_sql, c.sql) for c in sampled_candidates[position]]
         with _executor(run) as executor:
             flat = executor.verify(pairs, keep_distinct=evaluation.keep_distinct, lenient=evaluation.lenient, replace_value=True)  # published scores: the official `value` -> `1` rule
-        greedy_verdicts, sample_verdicts, position = {}, {}, 0
-        for q in usable:
-            if greedy_sql: greedy_verdicts[q.index] = flat[position]; position += 1
-            if sample_sql: sample_verdicts[q.index] = flat[position:position + evaluation.k]; position += evaluation.k
-        at = {q.index: i for i, q in enumerate(usable)}
+        greedy_answers, sample_answers, position = {}, {}, 0
+        for i, q in enumerate(usable):
+            if greedy_candidates is not None: greedy_answers[q.index] = (greedy_candidates[i], flat[position]); position += 1
+            if sampled_candidates is not None:
+                sample_answers[q.index] = (sampled_candidates[i], flat[position:position + evaluation.k]); position += evaluation.k
+        rows = dev_predictions(questions, greedy_answers if greedy_candidates is not None else None,
+                               sample_answers if sampled_candidates is not None else None, evaluation.lenient)
         metrics = {"model": _relative(run, model), "questions": len(questions), "excluded": len(questions) - len(usable)}
-        rows = []
-        for q in questions:
-            hardness = query_hardness(q.gold_sql)
-            row = {"index": q.index, "db_id": q.db_id, "hardness": hardness, "question": q.question, "gold_sql": q.gold_sql}
-            verdict = greedy_verdicts.get(q.index)
-            if greedy_sql:
-                excluded = verdict is None or bool(verdict.gold_error)
-                row.update(predicted_sql=greedy_sql[at[q.index]] if q.index in at else None,
-                           output=greedy_texts[at[q.index]] if q.index in at else None,
-                           exec_match=None if excluded else bool(verdict.exec_match),
-                           lenient_match=None if excluded or not evaluation.lenient else bool(verdict.lenient_match),
-                           excluded=excluded, error_kind=verdict.error_kind if verdict else None,
-                           error=("no database file" if verdict is None else verdict.gold_error or verdict.error))
-            if sample_sql and q.index in sample_verdicts:
-                verdicts = sample_verdicts[q.index]
-                vote = majority_vote(verdicts)
-                row.update(samples=sample_sql[at[q.index]], sample_matches=[bool(v.exec_match) for v in verdicts],
-                           vote=asdict(vote), vote_correct=bool(vote.chosen is not None and verdicts[vote.chosen].exec_match))
-            rows.append(row)
-        if greedy_sql:
-            scored = [ScoredExample(r["index"], r["db_id"], r["hardness"], r["exec_match"], r["lenient_match"], r["excluded"], r["error"])
-                      for r in rows]
-            metrics["greedy"] = summarize(scored, evaluation.lenient)
-        if sample_sql:
-            gold = [(q.gold_sql, q.db_id) for q in questions]
-            metrics.update(sample_summaries(gold, [sample_verdicts.get(q.index) for q in questions], evaluation.lenient))
-            metrics["pass_at_k_curve"] = _pass_at_k_curve([sample_verdicts.get(q.index) for q in questions])
-        write_jsonl(folder/"predictions.jsonl", rows)
+        if greedy_candidates is not None: metrics["greedy"] = greedy_summary(rows, evaluation.lenient)
+        if sampled_candidates is not None:
+            metrics.update(sample_summaries([(q.gold_sql, q.db_id) for q in questions],
+                                            [sample_answers[q.index][1] if q.index in sample_answers else None for q in questions], evaluation.lenient))
+        write_jsonl(folder/"predictions.jsonl", [row.to_json() for row in rows])
         atomic_write_json(folder/"metrics.json", metrics)
         shutil.rmtree(folder/"cache", ignore_errors=True)
         return metrics
@@ -300,8 +266,27 @@ def run_results(run:Run, # the run
 def predictions(run:Run, # the run
                 stage:str, # "baseline", "sft" or "iteration_<i>"
                )->list:
-    "The per-question dev rows of a model's evaluation (for the error analysis)."
-    return read_jsonl(run.folder/stage/"evaluate"/"predictions.jsonl")
+    "The per-question dev predictions of a model's evaluation (`reasonforge.evaluate.DevPrediction`), for the error analysis."
+    from reasonforge.evaluate import DevPrediction
+    return [DevPrediction.from_json(row) for row in read_jsonl(run.folder/stage/"evaluate"/"predictions.jsonl")]
+
+# %% ../nbs/13_loop.ipynb #7a3e51c2
+def iteration_result(run:Run, # the run
+                     iteration:int, # 1-based iteration whose stages are all finished
+                    )->dict:
+    "Write `iteration_<i>/result.json`, the headline numbers the runner reads back: model, coverage, training rows, dev accuracy, stage times."
+    from reasonforge.report import decoding_label
+    record = iteration_record(run, iteration)
+    unfinished = [step for step, key in zip(ITERATION_STEPS, ("sample", "verify", "harvest", "training", "evaluation")) if record[key] is None]
+    if unfinished: raise ReasonForgeError(f"{run.folder}/iteration_{iteration}: stages {unfinished} are not finished; no result.json yet")
+    harvest, metrics = record["harvest"], record["evaluation"]
+    result = {"iteration": iteration, "model": metrics["model"],
+              "coverage": {key: value for key, value in harvest["coverage"].items() if key.startswith("pass@")},
+              "training_rows": harvest["rows"], "injected": harvest["unsolved"],
+              "dev": {decoding_label(d, metrics[d]): metrics[d]["exec_accuracy"] for d in ("greedy", "self_consistency", "pass_at_k") if metrics.get(d)},
+              "wall_s": {s["stage"]: s["wall_s"] for s in run.stages() if s["stage"].startswith(f"iteration_{iteration}/")}}
+    atomic_write_json(run.folder/f"iteration_{iteration}"/"result.json", result)
+    return result
 
 # %% ../nbs/13_loop.ipynb #6ddcedbc
 def follow_runner():
@@ -436,7 +421,7 @@ def run_loop(config:str|Path|RunConfig, # YAML config file, or a checked config
                     logger.info("iteration %d: finished earlier, report %s", iteration, reports/f"iteration_{iteration}.html")
                     continue
                 outcome = notebook("iteration", f"iteration_{iteration}",
-                                   {"run_dir": str(run.folder), "iteration": iteration, "config_path": ""})
+                                   {"run_dir": str(run.folder), "iteration": iteration})
                 notebooks.append(outcome)
                 if not outcome.ok or not result.is_file():
                     error = (f"iteration {iteration}: {outcome.error or 'the notebook wrote no result.json'} in {outcome.notebook} "

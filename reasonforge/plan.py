@@ -20,7 +20,7 @@ def run_plan(config:str|Path|RunConfig, # a YAML config file, or a checked confi
              device_type:str="cuda", # the platform the engine arguments are for: "cuda" or "cpu"
             )->dict:
     "What `reasonforge run` would do: stages, data sizes, engine arguments per replica, the training command; starts nothing."
-    from reasonforge.generate import replica_plan
+    from reasonforge.engines import replica_plan
     from reasonforge.train import training_launch_command
     if not isinstance(config, RunConfig): config = read_config(config)[0]
     run = Run(Path(run_dir) if run_dir else Path(config.run_root)/config.name, config)

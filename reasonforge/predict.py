@@ -15,12 +15,12 @@ from .generate import Candidate, SamplingSettings
 from .execute import SQLExecutor
 from .harvest import pass_at_k
 from .prompt import chat_token_counter, fit_schema
-from .evaluate import evaluation_report, format_summary, majority_vote, score_predictions, write_report
+from .evaluate import evaluation_report, format_summary, majority_vote, pass_at_k_curve, score_predictions, write_report
 
 # %% auto #0
-__all__ = ['NO_PREDICTION', 'PREDICT_FILES', 'MERGED_MARKER', 'BACKENDS', 'QUESTION_FILTERS', 'choose_questions',
-           'prediction_line', 'write_predictions', 'merge_adapter', 'sample_answers', 'predict',
-           'format_predict_summary', 'add_predict_command', 'QuestionList', 'questions_from_file']
+__all__ = ['NO_PREDICTION', 'MERGED_MARKER', 'BACKENDS', 'QUESTION_FILTERS', 'choose_questions', 'prediction_line',
+           'write_predictions', 'merge_adapter', 'sample_answers', 'predict', 'format_predict_summary',
+           'add_predict_command', 'QuestionList', 'questions_from_file']
 
 # %% ../nbs/10a_predict.ipynb #4f3396d8
 def choose_questions(questions:list, # a split's questions, in file order
@@ -42,14 +42,7 @@ def prediction_line(sql:str|None, # a query as the model wrote it ('' or None: n
     return re.sub(r"\s*[\r\n\t]+\s*", " ", sql or "").strip() or NO_PREDICTION
 
 # %% ../nbs/10a_predict.ipynb #5c37107f
-PREDICT_FILES = ("gold.sql", "greedy.sql", "candidates.jsonl", "report.json") # always written; plus sc@k.sql when k > 1
-
 def _mean(values:list)->float|None: return sum(values) / len(values) if values else None
-
-def _pass_at_k_curve(correct:list, n:int)->dict:
-    "Mean pass@k over scored questions for k = 1, 2, 4, ... up to n (the loop's curve)."
-    ks = sorted({2 ** p for p in range(n.bit_length()) if 2 ** p <= n} | {n})
-    return {str(k): _mean([pass_at_k(n, c, k) for c in correct]) for k in ks} if correct else {}
 
 def write_predictions(out_dir:str|Path, # folder for the files (created)
                       dataset, # the split's `SpiderDataset`
@@ -87,7 +80,7 @@ def write_predictions(out_dir:str|Path, # folder for the files (created)
     sc_summary = evaluation_report(scored_sc, lenient=True)["summary"] if scored_sc is not None else None
     report["summary"].update(k=k, self_consistency_accuracy=sc_summary["exec_accuracy"] if sc_summary else None,
                              pass_at_k=_mean([pass_at_k(k, c, k) for c in correct]) if samples is not None else None,
-                             pass_at_k_curve=_pass_at_k_curve(correct, k) if samples is not None else {})
+                             pass_at_k_curve=pass_at_k_curve(correct, k) if samples is not None else {})
     if sc_summary: report["self_consistency"] = sc_summary
     rows = []
     for position, (q, example) in enumerate(zip(questions, report["examples"])):
@@ -100,7 +93,7 @@ def write_predictions(out_dir:str|Path, # folder for the files (created)
                "greedy": None if answer is None else {**asdict(answer), "line": greedy_lines[position],
                                                       "exec_match": example["exec_match"], "error": example["error"]}}
         if q.index in verdicts:
-            row["samples"] = [{**asdict(candidate), "line": line, **asdict(verdict)}
+            row["samples"] = [{**asdict(candidate), "line": line, **verdict.to_json()}
                               for candidate, line, verdict in zip(samples[q.index], sample_lines[q.index], verdicts[q.index])]
             row["vote"] = asdict(votes[q.index])
             row["self_consistency_line"] = sc_lines[position]
@@ -203,7 +196,8 @@ def predict(model:str=DEFAULT_MODEL, # model source for `resolve_model`
     model_dir = resolve_model(model)
     if adapter is not None: model_dir = merge_adapter(model_dir, adapter)
     usable = [q for q in questions if not q.excluded]
-    from reasonforge.generate import TransformersBackend, VLLMBackend
+    from reasonforge.engines import VLLMBackend
+    from reasonforge.generate import TransformersBackend
     engine = VLLMBackend if backend == "vllm" else TransformersBackend
     started = time.time()
     with engine(model_dir, cache_folder=out_dir/"cache", progress=progress) as sampler:

@@ -15,9 +15,9 @@ logger = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['logger', 'KERNEL_NAME', 'DECODINGS', 'ensure_kernel', 'render_html', 'NotebookRun', 'execute_notebook',
-           'sample_summaries', 'decoding_label', 'accuracy_table', 'hardness_table', 'iteration_table',
-           'stage_time_table', 'plot_accuracy', 'plot_hardness', 'plot_coverage', 'plot_stage_times',
-           'plot_pass_at_k_curves', 'vote_margin_table', 'plot_vote_margins']
+           'decoding_label', 'accuracy_table', 'hardness_table', 'iteration_table', 'stage_time_table', 'plot_accuracy',
+           'plot_hardness', 'plot_coverage', 'plot_stage_times', 'plot_pass_at_k_curves', 'vote_margin_table',
+           'plot_vote_margins']
 
 # %% ../nbs/12_report.ipynb #33022389
 KERNEL_NAME = "reasonforge"
@@ -36,6 +36,12 @@ def ensure_kernel(name:str=KERNEL_NAME, # Jupyter kernel name
     if spec.argv and spec.argv[0] not in ("python", "python3") and Path(spec.argv[0]).parent != Path(sys.executable).parent:
         logger.warning("kernel %r runs %s, not this environment's Python (%s)", name, spec.argv[0], sys.executable)
     return name
+
+def _kernel_manager_config():
+    "Settings for the kernel manager: CurveZMQ keys for the kernel's sockets when pyzmq has them (ipykernel then does not warn about plain TCP)."
+    import zmq
+    from traitlets.config import Config
+    return Config({"KernelManager": {"transport_encryption": "auto"}}) if zmq.has("curve") else Config()
 
 @contextlib.contextmanager
 def _environment(values:dict):
@@ -103,7 +109,7 @@ def execute_notebook(template:str|Path, # notebook with a cell tagged `parameter
         try:
             papermill.execute_notebook(str(template), str(output), parameters=parameters or {}, kernel_name=kernel_name, language="python",
                                        progress_bar=False, start_timeout=start_timeout, execution_timeout=cell_timeout,
-                                       cwd=str(cwd or template.parent), stdout_file=log, stderr_file=log)
+                                       cwd=str(cwd or template.parent), stdout_file=log, stderr_file=log, config=_kernel_manager_config())
         except papermill.PapermillExecutionError as failure:
             first_line = (failure.evalue or "").strip().splitlines()[0] if (failure.evalue or "").strip() else ""
             ok, error = False, f"cell {failure.exec_count}: {failure.ename}: {first_line}"
@@ -117,61 +123,6 @@ def execute_notebook(template:str|Path, # notebook with a cell tagged `parameter
     if html:
         page = render_html(output, None if html is True else html)
     return NotebookRun(output, page, ok, error, wall_s)
-
-# %% ../nbs/12_report.ipynb #405e6412
-def _summary_of(hardness:list[str], excluded:list[bool], db_ids:list[str], values:list, lenient_values:list|None)->dict:
-    "The evaluator's summary shape (totals, exclusions, per hardness) for per-question scores in [0, 1]."
-    def mean(items): return sum(items) / len(items) if items else 0.0
-    def block(positions):
-        kept = [i for i in positions if not excluded[i]]
-        entry = dict(count=len(positions), evaluated=len(kept), excluded=len(positions) - len(kept),
-                     exec_accuracy=mean([values[i] for i in kept]))
-        if lenient_values is not None: entry["lenient_accuracy"] = mean([lenient_values[i] for i in kept])
-        return entry
-    everything = block(range(len(values)))
-    return dict(total=everything["count"], evaluated=everything["evaluated"], excluded=everything["excluded"],
-                excluded_databases=sorted({db for db, out in zip(db_ids, excluded) if out}),
-                exec_accuracy=everything["exec_accuracy"], lenient_accuracy=everything.get("lenient_accuracy"),
-                by_hardness={level: block([i for i, h in enumerate(hardness) if h == level]) for level in HARDNESS_LEVELS})
-
-def sample_summaries(gold:list[tuple[str, str]], # (gold SQL, db_id) per question
-                     verdicts:list, # per question: its k candidates' `Verdict`s, or None when the question is excluded
-                     lenient:bool=False, # also summarise the lenient check
-                     k:int|None=None, # attempts for pass@k (default: the number of samples)
-                    )->dict:
-    "Self-consistency (majority vote over execution results) and pass@k summaries of k sampled candidates per question."
-    from reasonforge.evaluate import ScoredExample, majority_vote, summarize
-    from reasonforge.harvest import pass_at_k
-    from reasonforge.hardness import query_hardness
-    if len(gold) != len(verdicts): raise ReasonForgeError(f"{len(gold)} questions but {len(verdicts)} verdict lists")
-    sizes = {len(v) for v in verdicts if v is not None}
-    if len(sizes) > 1: raise ReasonForgeError(f"questions have different numbers of samples: {sorted(sizes)}")
-    n = sizes.pop() if sizes else 0
-    k = k or n
-    hardness = [query_hardness(sql) for sql, _ in gold]
-    voted, excluded, passed, passed_lenient, pass_one = [], [], [], [], []
-    for i, ((sql, db_id), candidates) in enumerate(zip(gold, verdicts)):
-        gold_error = next((v.gold_error for v in candidates or [] if v.gold_error), None)
-        if candidates is None or gold_error or not n:
-            reason = "no database file" if candidates is None else f"gold query fails: {gold_error}" if gold_error else "no samples"
-            voted.append(ScoredExample(i, db_id, hardness[i], None, None, True, reason))
-            excluded.append(True); passed.append(0.0); passed_lenient.append(0.0); pass_one.append(0.0)
-            continue
-        vote = majority_vote(candidates)
-        chosen = candidates[vote.chosen] if vote.chosen is not None else None
-        voted.append(ScoredExample(i, db_id, hardness[i], bool(chosen and chosen.exec_match),
-                                   bool(chosen and chosen.lenient_match) if lenient else None, False,
-                                   None if chosen else "no candidate executed"))
-        correct = sum(bool(v.exec_match) for v in candidates)
-        excluded.append(False)
-        passed.append(pass_at_k(n, correct, k))
-        pass_one.append(correct / n)
-        passed_lenient.append(pass_at_k(n, sum(bool(v.lenient_match) for v in candidates), k) if lenient else 0.0)
-    db_ids = [db_id for _, db_id in gold]
-    consistency = {**summarize(voted, lenient), "k": n}
-    pass_summary = {**_summary_of(hardness, excluded, db_ids, passed, passed_lenient if lenient else None), "k": k, "n": n,
-                    "pass@1": _summary_of(hardness, excluded, db_ids, pass_one, None)["exec_accuracy"]}
-    return {"self_consistency": consistency, "pass_at_k": pass_summary}
 
 # %% ../nbs/12_report.ipynb #5a74060e
 DECODINGS = ("greedy", "self_consistency", "pass_at_k")

@@ -10,24 +10,30 @@ from pathlib import Path
 import reasonforge
 from .core import atomic_write_json
 from .harvest import pass_at_k
-from .stats import Accuracy, accuracy_of, paired_bootstrap, stage_comparisons
+from .evaluate import DevPrediction
+from .stats import Accuracy, Comparison, accuracy_of, paired_bootstrap, stage_comparisons
 from .config import config_to_dict
 from .run_folder import Run, read_jsonl, stage_info
 
 # %% auto #0
-__all__ = ['DEV_METRICS', 'PROVENANCE_PACKAGES', 'RESULTS_SCHEMA_VERSION', 'RESULTS_FILE', 'METRIC_LABELS', 'dev_values',
-           'accuracy_entry', 'stage_block', 'library_versions', 'code_commit', 'stage_order', 'results_document',
-           'write_results', 'interval_table', 'comparison_sentences']
+__all__ = ['DEV_METRICS', 'PROVENANCE_PACKAGES', 'RESULTS_SCHEMA_VERSION', 'RESULTS_FILE', 'METRIC_LABELS', 'stage_predictions',
+           'dev_values', 'accuracy_entry', 'stage_block', 'library_versions', 'code_commit', 'stage_order',
+           'results_document', 'write_results', 'interval_table', 'comparison_sentences']
 
 # %% ../nbs/13c_results.ipynb #882f1f38
 DEV_METRICS = ("greedy", "greedy_lenient", "self_consistency", "pass_at_k")
 
-def dev_values(rows:list[dict], # a stage's `evaluate/predictions.jsonl` rows
+def stage_predictions(run:Run, # the run
+                      stage:str, # "baseline", "sft" or "iteration_<i>"
+                     )->list[DevPrediction]:
+    "A stage's dev predictions, read from its `evaluate/predictions.jsonl`."
+    return [DevPrediction.from_json(row) for row in read_jsonl(run.folder/stage/"evaluate"/"predictions.jsonl")]
+
+def dev_values(rows:list[DevPrediction], # a stage's dev predictions
               )->dict[str, list]:
     "Per metric, one value per question (None when excluded); metrics the stage did not compute are left out."
     def column(key, value=lambda row, v: bool(v)):
-        if not any(key in row for row in rows): return None
-        return [None if row["excluded"] or row.get(key) is None else value(row, row[key]) for row in rows]
+        return [None if row.excluded or getattr(row, key) is None else value(row, getattr(row, key)) for row in rows]
     values = {"greedy": column("exec_match"), "greedy_lenient": column("lenient_match"),
               "self_consistency": column("vote_correct"),
               "pass_at_k": column("sample_matches", lambda row, m: pass_at_k(len(m), sum(map(bool, m)), len(m)) if m else None)}
@@ -51,8 +57,8 @@ def stage_block(run:Run, # the run
     "The `results.json` entry of one stage, or None when its dev evaluation has not finished."
     evaluation = _summary(run, f"{stage}/evaluate")
     if evaluation is None: return None
-    rows = read_jsonl(run.folder/stage/"evaluate"/"predictions.jsonl")
-    scored = sum(not row["excluded"] for row in rows)
+    rows = stage_predictions(run, stage)
+    scored = sum(not row.excluded for row in rows)
     dev = {"evaluated": scored, "excluded": len(rows) - scored, "k": run.config.evaluation.k,
            **{metric: accuracy_entry(values) for metric, values in dev_values(rows).items()}}
     block = {"dev": dev}
@@ -103,7 +109,7 @@ def results_document(run:Run, # the run
     for stage in stage_order(run):
         if (block := stage_block(run, stage)) is None: continue
         stages[stage] = block
-        values[stage] = dev_values(read_jsonl(run.folder/stage/"evaluate"/"predictions.jsonl"))
+        values[stage] = dev_values(stage_predictions(run, stage))
     return {"schema_version": RESULTS_SCHEMA_VERSION, "run": run.folder.name, "written": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "model": run.config.model, "stages": stages,
             "comparisons": [c.to_json() for c in stage_comparisons(values, iterations=iterations)],
@@ -139,5 +145,4 @@ def comparison_sentences(document:dict, # a `results.json` document
                          alpha:float=0.05, # significance level the sentences use
                         )->list[str]:
     "Each comparison of the document in words (`reasonforge.stats.Comparison.in_words`)."
-    from reasonforge.stats import Comparison
     return [Comparison(**{**c, "ci95": tuple(c["ci95"])}).in_words(alpha) for c in document["comparisons"]]

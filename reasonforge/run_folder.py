@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 __all__ = ['logger', 'CONFIG_SNAPSHOT', 'RESOLVED_CONFIG', 'STAGE_FILE', 'LOCK_FILE', 'LOCK_VARIABLE', 'TRAIN_QUESTIONS',
            'DEV_TRAINED', 'DEV_CONTAMINATED', 'FIXTURE_RUN', 'run_lock', 'output_to', 'stage_info', 'input_records',
            'stage_is_current', 'redo_damaged_stages', 'run_stage', 'select_questions', 'Run', 'write_jsonl',
-           'read_jsonl', 'notebook_template', 'make_fixture', 'demo_run_dir']
+           'read_jsonl', 'notebook_template', 'demo_run_dir']
 
 # %% ../nbs/13b_run_folder.ipynb #b852ab6e
 CONFIG_SNAPSHOT, RESOLVED_CONFIG, STAGE_FILE, LOCK_FILE = "config.yaml", "config.json", "stage.json", ".lock"
@@ -430,33 +430,6 @@ def notebook_template(name:str, # "iteration" or "summary"
     return path
 
 FIXTURE_RUN = "fixtures/tiny-run"
-_FIXTURE_FILES = ("config.yaml", "config.json", "stage.json", "metrics.json", "result.json", "candidates.jsonl",
-                  "verdicts.jsonl", "train.jsonl", "train.stats.json", "predictions.jsonl", "stages.jsonl", "run.json")
-
-def make_fixture(run_dir:str|Path, # a finished run folder
-                 destination:str|Path, # the fixture folder to (re)write
-                )->Path:
-    "Copy a finished run's small files (configs, stage markers, JSON data; no models, caches or logs) to a fixture folder."
-    run_dir, destination = Path(run_dir), Path(destination)
-    if destination.exists(): shutil.rmtree(destination)
-    for path in sorted(run_dir.rglob("*")):
-        relative = path.relative_to(run_dir)
-        if not path.is_file() or path.name not in _FIXTURE_FILES: continue
-        if any(part.endswith(".partial") or part in ("merged", "adapter", "checkpoints") for part in relative.parts): continue
-        (destination/relative).parent.mkdir(parents=True, exist_ok=True)
-        if path.name == "run.json": # where and by whom it ran means nothing elsewhere
-            status = json.loads(path.read_text())
-            atomic_write_json(destination/relative, {k: v for k, v in status.items() if k not in ("pid", "reports")})
-        else: shutil.copy2(path, destination/relative)
-    for marker in destination.rglob(STAGE_FILE): # a stage's checksums cover only the outputs the fixture kept
-        info = json.loads(marker.read_text())
-        if "outputs" in info:
-            info["outputs"] = {name: record for name, record in info["outputs"].items() if (marker.parent/name).is_file()}
-        if "inputs" in info: # and of the inputs it read: the models are not copied
-            info["inputs"] = {name: record for name, record in info["inputs"].items() if (destination/name).is_file()}
-        atomic_write_json(marker, info)
-    return destination
-
 def demo_run_dir()->Path:
     "A fresh temporary copy of the bundled finished tiny run (`nbs/fixtures/tiny-run`)."
     import tempfile

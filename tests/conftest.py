@@ -7,14 +7,14 @@ import pytest
 # REASONFORGE_ENGINE_TESTS=0 skips them for a quick local pass over everything else.
 ENGINE_TESTS = os.environ.get("REASONFORGE_ENGINE_TESTS", "1") != "0"
 ENGINE_TEST_FILES = {"test_train.py"}  # Unsloth and PEFT on a tiny random model
-ENGINE_TESTS_BY_NAME = {"test_default_model_folder_is_complete", "test_transformers_greedy_answers_a_real_question",
+ENGINE_TESTS_BY_NAME = {"test_transformers_greedy_answers_a_real_question",
                         "test_vllm_seeded_group_longer_than_one_engine_step",
                         "test_real_tiny_run_killed_in_every_stage_ends_like_an_uninterrupted_run",
                         "test_predict_on_the_embedded_model_then_resumes_from_its_cache",
                         "test_sharded_equals_unsharded_and_a_dead_replica_resumes", "test_replicas_must_sample_alike",
                         "test_torn_predictions_of_a_finished_iteration_are_redone",
                         "test_every_kind_of_damage_heals_like_the_undamaged_run", "test_retrain_chain_on_the_embedded_model"}
-ENGINE_NOTEBOOKS = {"04_models.ipynb", "05_generate.ipynb", "09_train.ipynb", "walkthrough.ipynb"}
+ENGINE_NOTEBOOKS = {"04_models.ipynb", "05_generate.ipynb", "05a_engines.ipynb", "09_train.ipynb", "walkthrough.ipynb"}
 
 needs_engines = pytest.mark.skipif(not ENGINE_TESTS, reason="starts vLLM/Unsloth/the real model: REASONFORGE_ENGINE_TESTS=0")
 

@@ -120,11 +120,3 @@ def test_etype_all_adds_exact_match_and_partial_scores(tmp_path):
     assert report["summary"]["exact_match_accuracy"] == 0.5
     assert set(report["summary"]["partial_scores"]["all"]) >= {"select", "where", "IUEN", "keywords"}
     assert "exact match" in result.stdout and "partial matching f1" in result.stdout
-
-
-def test_evaluate_help_describes_every_option():
-    text = run("evaluate", "--help").stdout
-    for option in ["--gold", "--pred", "--db", "--table", "--spider-dir", "--split", "--out", "--keep-distinct", "--lenient",
-                   "--etype", "--timeout"]:
-        assert option in text, option
-    assert "TS" in text and "value" in text

@@ -10,8 +10,9 @@ from reasonforge import loop, run_folder
 from reasonforge.core import ReasonForgeError
 from reasonforge.generate import CandidateCache
 from reasonforge.config import RunConfig
-from reasonforge.run_folder import Run, STAGE_FILE, make_fixture, read_jsonl, run_stage, stage_info, write_jsonl
+from reasonforge.run_folder import Run, STAGE_FILE, read_jsonl, run_stage, stage_info, write_jsonl
 from reasonforge.loop import stage_inputs
+from tiny_run import make_fixture
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT/"nbs"/"fixtures"/"tiny-run"

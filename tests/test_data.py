@@ -153,13 +153,6 @@ def test_missing_database_excludes_its_questions(tmp_path):
     with pytest.raises(ReasonForgeError, match="pets_1' is missing"): dataset.schema_prompt("pets_1")
 
 
-def test_case_insensitive_folder_and_file(tmp_path):
-    root = spider_copy(tmp_path/"spider")
-    (root/"database"/"concert_singer").rename(root/"database"/"CONCERT_singer")
-    (root/"database"/"CONCERT_singer"/"concert_singer.sqlite").rename(root/"database"/"CONCERT_singer"/"Concert_Singer.SQLite")
-    assert load_spider(root).database_path("concert_singer") == root/"database"/"CONCERT_singer"/"Concert_Singer.SQLite"
-
-
 def test_ambiguous_case_is_an_error(tmp_path):
     root = spider_copy(tmp_path/"spider")
     (root/"database"/"concert_singer").rename(root/"database"/"Concert_Singer")

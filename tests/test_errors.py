@@ -1,15 +1,16 @@
 "Error taxonomy: hand-made wrong predictions for every category, perturbed dev gold queries, tables, flips and the error figure."
 import json
-from dataclasses import dataclass
+from dataclasses import replace
 
 import pandas as pd
 import pytest
 
 from reasonforge.core import ReasonForgeError
 from reasonforge.data import find_spider_dir, load_tables
+from reasonforge.evaluate import DevPrediction
 from reasonforge.errors import (ERROR_CATEGORIES, EXECUTION_ERROR_CATEGORIES, REFERENCE_CATEGORIES, TO_REFERENCE_CATEGORY,
                                 classify_examples, error_categories, error_examples, error_table, flips, plot_error_categories,
-                                reference_category, structural_diff)
+                                reference_category, structural_diff, wrong_answer_table)
 from reasonforge.sql_shape import query_shape
 
 SPIDER = find_spider_dir()
@@ -224,24 +225,11 @@ def test_reference_mapping():
     assert reference_category([]) == "wrong_logic"
 
 
-@dataclass
-class Row:
-    index: int
-    db_id: str
-    hardness: str
-    question: str
-    gold_sql: str
-    predicted_sql: str
-    exec_match: bool | None
-    error_kind: str | None = None
-    error: str | None = None
-
-
 def _rows():
     "Five dev questions: two wrong, one failed, one right, one excluded."
     def row(index, predicted, match, kind=None, hardness="easy"):
-        return Row(index, DEV[index]["db_id"], hardness, DEV[index]["question"], DEV[index]["query"], predicted, match, kind,
-                   "no such table: pet" if kind else None)
+        return DevPrediction(index, DEV[index]["db_id"], hardness, DEV[index]["question"], DEV[index]["query"], predicted, exec_match=match,
+                             excluded=match is None, error_kind=kind, error="no such table: pet" if kind else None)
     return [row(2, DEV[2]["query"].replace(" ORDER BY age DESC", ""), False, hardness="medium"),
             row(4, DEV[4]["query"].replace("France", "france"), False, hardness="medium"),
             row(45, DEV[45]["query"].replace("pets", "pet"), False, "schema"),
@@ -249,7 +237,7 @@ def _rows():
             row(46, DEV[46]["query"], None)]
 
 
-def test_tables_and_examples_from_dataclass_rows():
+def test_tables_and_examples_from_predictions():
     table = error_table(_rows(), SCHEMAS)
     assert list(table.columns) == ["easy", "medium", "all"]
     assert table.attrs["wrong_predictions"] == {"medium": 2, "easy": 1, "all": 3}
@@ -264,18 +252,26 @@ def test_tables_and_examples_from_dataclass_rows():
     assert "ORDER BY: missing singer.age DESC" in examples.loc[examples["category"] == "missing_order_by", "differences"].iloc[0]
 
 
-def test_classified_frame_is_reused_and_nan_flags_are_handled():
-    frame = pd.DataFrame([vars(row) for row in _rows()])  # exec_match becomes object with None; error_kind NaN-free
-    frame.loc[4, "exec_match"] = float("nan")
-    classified = classify_examples(frame, SCHEMAS)
+def test_classified_frame_is_reused_and_other_rows_are_refused():
+    classified = classify_examples(_rows(), SCHEMAS)
     assert classified["index"].to_list() == [2, 4, 45]
-    assert classify_examples(classified) is classified
+    assert error_table(classified).equals(error_table(_rows(), SCHEMAS))  # a report classifies once
     assert classified["reference_category"].to_list() == ["missing_orderby", "wrong_logic", "execution_error"]
+    with pytest.raises(ReasonForgeError, match="not a DevPrediction"): classify_examples([vars(row) for row in _rows()])
+
+
+def test_wrong_answers_say_how_they_failed():
+    "A wrong answer that ran reads 'wrong result', never NaN; right and excluded answers are left out."
+    table = wrong_answer_table(_rows())
+    assert table["index"].to_list() == [2, 4, 45]
+    assert table["failure"].to_list() == ["wrong result", "wrong result", "schema"]
+    assert wrong_answer_table(_rows(), limit=1)["index"].to_list() == [2]
+    assert wrong_answer_table([r for r in _rows() if r.exec_match is not False]).empty
 
 
 def test_flips():
     before = _rows()
-    after = [Row(**{**vars(row), "exec_match": {2: True, 4: False, 45: False, 0: False, 46: None}[row.index]}) for row in before]
+    after = [replace(row, exec_match={2: True, 4: False, 45: False, 0: False, 46: None}[row.index]) for row in before]
     changes = flips(before, after)
     assert dict(zip(changes["index"], changes["change"])) == {0: "broken", 2: "fixed", 4: "still wrong", 45: "still wrong"}
     with pytest.raises(ReasonForgeError, match="different questions"): flips(before, after[:3])

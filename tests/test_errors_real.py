@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from reasonforge.data import find_spider_dir, load_spider
+from reasonforge.evaluate import DevPrediction
 from reasonforge.errors import (ERROR_CATEGORIES, REFERENCE_CATEGORIES, error_categories, classify_examples, error_table,
                                 reference_category, structural_diff)
 
@@ -61,8 +62,8 @@ def test_real_wrong_predictions_read_by_hand(wrong):
 def test_real_diffs_and_table(wrong, dev):
     diff = structural_diff(wrong[976]["gold_sql"], wrong[976]["predicted_sql"], dev.tables[wrong[976]["db_id"]])
     assert any("ORDER BY" in line for line in diff) and any("LIMIT" in line for line in diff)
-    rows = [json.loads(line) for line in PREDICTIONS.read_text().splitlines()]
-    schemas = {r["db_id"]: dev.tables[r["db_id"]] for r in rows}
+    rows = [DevPrediction.from_json(json.loads(line)) for line in PREDICTIONS.read_text().splitlines()]
+    schemas = {r.db_id: dev.tables[r.db_id] for r in rows}
     classified = classify_examples(rows, schemas)  # the path the reports take: excluded and right answers are left out
     assert sorted(classified["index"]) == sorted(wrong)
     assert all(list(c) == wrong[i]["categories"] for i, c in zip(classified["index"], classified["categories"]))

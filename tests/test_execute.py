@@ -96,3 +96,18 @@ def test_value_rule_only_when_asked(dev, executor):
     as_written, replaced = executor.verify([item])[0], executor.verify([item], replace_value=True)[0]
     assert (as_written.exec_match, as_written.error_kind) == (False, "schema")
     assert (replaced.exec_match, replaced.error_kind) == (True, None)
+
+
+def test_the_pool_sends_the_verdicts_one_session_computes(dev, executor):
+    "Verdicts cross the worker pipe as `to_json` dicts and come back as the same `Verdict`s a session computes in this process."
+    from reasonforge.execute import verify_group
+    from reasonforge.sandbox import WorkerSession
+    questions = [q for q in dev.usable if q.db_id == "pets_1"][:6]
+    golds = list(dict.fromkeys(q.gold_sql for q in questions))
+    candidates = [q.gold_sql.replace("10", "3") for q in questions] + ["SELECT nickname FROM Pets"]
+    pairs = [(golds.index(q.gold_sql), j) for j, q in enumerate(questions)] + [(0, len(questions))]
+    here = verify_group(WorkerSession(), str(dev.database_path("pets_1")), golds, candidates, pairs, lenient=True)
+    pooled = executor.verify([(dev.database_path("pets_1"), golds[g], candidates[c]) for g, c in pairs], lenient=True)
+    assert all(type(v) is Verdict for v in pooled) and pooled == here
+    assert {v.exec_match for v in pooled} == {True, False} and pooled[-1].error_kind == "schema"
+    assert [Verdict.from_json({**v.to_json(), "sql": "SELECT 1"}) for v in pooled] == pooled  # keys of other records beside it are ignored

@@ -9,7 +9,8 @@ import yaml
 
 from conftest import needs_engines
 from reasonforge.core import FAULT_VARIABLE, RUNNER_VARIABLE
-from reasonforge.run_folder import make_fixture, stage_info
+from reasonforge.run_folder import stage_info
+from tiny_run import make_fixture
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-"Sampling interface and candidate cache (`reasonforge.generate`) without starting an engine, plus one greedy transformers run."
+"Sampling interface, candidate cache and the sample stage's record (`reasonforge.generate`), vLLM options (`reasonforge.engines`), without starting an engine, plus one greedy transformers run."
 import json, subprocess, sys
 from pathlib import Path
 
@@ -7,8 +7,9 @@ import pytest
 from conftest import needs_engines
 
 from reasonforge.core import ReasonForgeError
-from reasonforge.generate import (GREEDY, Candidate, CandidateCache, GenerationBackend, SamplingSettings, TransformersBackend,
-                                  VLLMBackend, _vllm_engine_options, request_seed)
+from reasonforge.engines import VLLMBackend, _vllm_engine_options
+from reasonforge.generate import (GREEDY, Candidate, CandidateCache, GenerationBackend, SampledQuestion, SamplingSettings,
+                                  TransformersBackend, request_seed)
 
 
 class Echo(GenerationBackend):
@@ -85,6 +86,31 @@ def test_cache_ignores_a_torn_line(tmp_path):
     assert "k1" in reopened and "k2" not in reopened and reopened.get("k1")[0].sql == "SELECT 1"
 
 
+FIXTURE_CANDIDATES = Path(__file__).parents[1]/"nbs"/"fixtures"/"tiny-run"/"iteration_1"/"sample"/"candidates.jsonl"
+
+
+def test_sampled_question_reads_the_fixture_and_round_trips():
+    "The tiny-run fixture's candidates.jsonl (no token counts) reads and writes back unchanged; a fresh record keeps everything."
+    rows = [json.loads(line) for line in FIXTURE_CANDIDATES.read_text(encoding="utf-8").splitlines()]
+    records = [SampledQuestion.from_json(row) for row in rows]
+    assert [r.to_json() for r in records] == rows and all(len(r.candidates) == 2 for r in records)
+    assert records[0].sqls == rows[0]["candidates"] and records[0].candidates[0].text == rows[0]["outputs"][0]
+    assert records[0].candidates[0].prompt_tokens is None and records[0].candidates[1].finish_reason == rows[0]["finish_reasons"][1]
+    fresh = SampledQuestion(3, "concert_singer", "How many singers?", "SELECT count(*) FROM singer", [{"role": "user", "content": "q"}],
+                            [Candidate.from_text("SELECT count(*) FROM singer;\n", 812, 9, "stop"), Candidate.from_text("no query", 812, 256, "length")])
+    line = fresh.to_json()
+    assert (line["prompt_tokens"], line["completion_tokens"], line["candidates"]) == (812, [9, 256], ["SELECT count(*) FROM singer", ""])
+    assert SampledQuestion.from_json(json.loads(json.dumps(line))) == fresh
+
+
+def test_sampled_question_refuses_a_broken_line():
+    row = SampledQuestion(5, "db", "q", "SELECT 1", [], [Candidate.from_text("SELECT 1", 1, 1, "stop")]).to_json()
+    with pytest.raises(ReasonForgeError, match="question 5: no gold_sql"):
+        SampledQuestion.from_json({k: v for k, v in row.items() if k != "gold_sql"})
+    with pytest.raises(ReasonForgeError, match="question 5: 1 outputs but 2 candidates"):
+        SampledQuestion.from_json({**row, "candidates": ["SELECT 1", "SELECT 2"]})
+
+
 def test_engine_options_per_device():
     cpu = _vllm_engine_options("cpu", {})
     assert cpu["dtype"] == "float32" and cpu["enforce_eager"] and cpu["max_num_seqs"] == 16 and cpu["enable_prefix_caching"]
@@ -101,7 +127,7 @@ def test_missing_adapter_is_a_user_error(tmp_path, model_dir):
 
 
 def test_library_import_stays_light():
-    code = "import sys, reasonforge.generate; print([m for m in ('torch', 'vllm', 'transformers') if m in sys.modules])"
+    code = "import sys, reasonforge.generate, reasonforge.engines; print([m for m in ('torch', 'vllm', 'transformers') if m in sys.modules])"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "[]"
 
 

@@ -2,7 +2,7 @@
 memory stays bounded and no database file changes (issue 7, "Hostile SQL suite").
 
 Each case is one row of `CASES`: a name, the database it runs on, the SQL, the verdict it must get (an error kind of
-`reasonforge.execute.ERROR_KINDS`, or "ok" for SQL that runs and is harmless) and the path it takes: "verify" (the
+`reasonforge.sandbox.ERROR_KINDS`, or "ok" for SQL that runs and is harmless) and the path it takes: "verify" (the
 loop's path: the SQL is a candidate judged against a harmless gold query, after the official preparation) or
 "execute" (the text runs exactly as given). Policy decisions the table documents:
 - PRAGMA statements are rejected, even read-only ones like `PRAGMA table_info` (a statement keyword other than a
@@ -27,7 +27,8 @@ import pytest
 
 from reasonforge.core import sha256_file
 from reasonforge.data import find_spider_dir
-from reasonforge.execute import ERROR_KINDS, SQLExecutor
+from reasonforge.execute import SQLExecutor
+from reasonforge.sandbox import ERROR_KINDS
 from reasonforge.config import ExecutionConfig
 
 SPIDER = find_spider_dir()

@@ -136,3 +136,20 @@ def test_cli_main_has_the_run_command(tmp_path, capsys):
     try: status = cli.main(["run", "--config", str(tmp_path/"bad.yaml")])
     except SystemExit as exit: pytest.skip(f"reasonforge.cli has no run command yet (argparse exit {exit.code})")
     assert status == 2 and "iterations: must be at least 0" in capsys.readouterr().err
+
+
+def test_resumed_finished_run_prints_progress_lines_only(tmp_path):
+    "`reasonforge run` on a copy of the finished tiny run: both report notebooks execute, and the console shows only the run's own log lines."
+    import os, re, shutil
+    from reasonforge.data import find_spider_dir
+    run = tmp_path/"run"
+    shutil.copytree(ROOT/"nbs"/"fixtures"/"tiny-run", run)
+    env = {**os.environ, "REASONFORGE_SPIDER_DIR": str(find_spider_dir())}
+    done = subprocess.run([sys.executable, "-c", "import sys; from reasonforge.cli import main; sys.exit(main(sys.argv[1:]))", "run", "--config", str(run/"config.yaml"), "--run-dir", str(run),
+                           "--reports-dir", str(tmp_path/"reports")], capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path/"reports"/"iteration_1.html").is_file() and (tmp_path/"reports"/"summary.html").is_file()
+    lines = done.stderr.splitlines()
+    assert any("iteration 1: done" in line for line in lines), lines
+    noise = [line for line in lines if not re.match(r"\d\d:\d\d:\d\d (INFO|WARNING) reasonforge\.\w+: ", line)]
+    assert noise == [], noise  # e.g. ipykernel's "Kernel is running over TCP without encryption"

@@ -1,21 +1,7 @@
-"Prompt layout and SQL extraction (`reasonforge.prompt`), on hand-written answers and real Spider questions."
+"Prompt layout and SQL extraction (`reasonforge.prompt`) on hand-written answers and bad input; the notebook's lessons cover real Spider prompts."
 import pytest
 
-from reasonforge.data import find_spider_dir, load_spider
-from reasonforge.prompt import (RESPONSE_PREFIX, SYSTEM_PROMPT, extract_sql, prompt_messages, prompt_text,
-                                question_messages, split_statements, user_message)
-
-
-class ChatML:
-    "The chat template of Qwen models, without a model."
-    def apply_chat_template(self, messages, tokenize=False, add_generation_prompt=False):
-        text = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages)
-        return text + ("<|im_start|>assistant\n" if add_generation_prompt else "")
-
-
-@pytest.fixture(scope="module")
-def spider():
-    return load_spider(find_spider_dir(), "dev")
+from reasonforge.prompt import SYSTEM_PROMPT, extract_sql, prompt_messages, user_message
 
 
 def test_messages_put_schema_first_and_question_last():
@@ -24,25 +10,6 @@ def test_messages_put_schema_first_and_question_last():
     assert messages[0]["content"] == SYSTEM_PROMPT and "SQLite" in SYSTEM_PROMPT
     assert messages[1]["content"] == "CREATE TABLE t (a int);\n\nQuestion: How many rows?\nSQL:"
     assert user_message(" CREATE TABLE t (a int); \n", " How many rows? ") == messages[1]["content"]
-
-
-def test_training_messages_extend_the_generation_prompt(spider):
-    question = spider.usable[5]
-    schema = spider.schema_prompt(question.db_id)
-    prompt = prompt_text(ChatML(), schema, question.question)
-    assert prompt.endswith("<|im_start|>assistant\n" + RESPONSE_PREFIX)
-    full = ChatML().apply_chat_template(question_messages(spider, question, question.gold_sql))
-    assert full.startswith(prompt)
-    assert full[len(prompt):] == question.gold_sql + "\n```<|im_end|>\n"
-    assert extract_sql(full[len(prompt):]) == question.gold_sql
-
-
-def test_prompts_of_one_database_share_the_schema_prefix(spider):
-    first, second = [q for q in spider.usable if q.db_id == "concert_singer"][:2]
-    a = prompt_text(ChatML(), spider.schema_prompt(first.db_id), first.question)
-    b = prompt_text(ChatML(), spider.schema_prompt(second.db_id), second.question)
-    common = next(i for i, (x, y) in enumerate(zip(a, b)) if x != y)
-    assert a[:common].endswith("Question: ") and "CREATE TABLE" in a[:common]
 
 
 CASES = [
@@ -88,14 +55,3 @@ def test_extract_sql(response, expected):
 @pytest.mark.parametrize("bad", [None, 42, b"SELECT 1", ["SELECT 1"]])
 def test_extract_sql_never_raises(bad):
     assert extract_sql(bad) == ""
-
-
-def test_every_dev_gold_query_survives_extraction(spider):
-    for question in spider.usable:
-        for shaped in (question.gold_sql, f"```sql\n{question.gold_sql};\n```", f"SQL: {question.gold_sql}\n\nDone."):
-            assert extract_sql(shaped) == question.gold_sql.strip().rstrip(";").strip(), shaped
-
-
-def test_split_statements():
-    assert split_statements("SELECT ';' FROM t;;SELECT 2") == ["SELECT ';' FROM t", "SELECT 2"]
-    assert split_statements("SELECT 1 -- a;b\n FROM t") == ["SELECT 1 -- a;b\n FROM t"]

@@ -7,8 +7,9 @@ import nbformat
 import pytest
 
 from reasonforge.core import ReasonForgeError
+from reasonforge.evaluate import sample_summaries
 from reasonforge.report import (accuracy_table, execute_notebook, hardness_table, iteration_table, plot_accuracy, plot_coverage,
-                                plot_stage_times, render_html, sample_summaries, stage_time_table)
+                                plot_stage_times, render_html, stage_time_table)
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT/"nbs"/"fixtures"/"tiny-run"
@@ -97,6 +98,7 @@ def test_sample_summaries_excludes_failing_gold_and_checks_shapes():
     assert (summaries["pass_at_k"]["evaluated"], summaries["pass_at_k"]["excluded"]) == (1, 1)
     assert summaries["pass_at_k"]["exec_accuracy"] == 1.0 and summaries["pass_at_k"]["pass@1"] == 0.5
     assert summaries["self_consistency"]["exec_accuracy"] == 1.0  # a tie goes to the first sampled, which is right
+    assert summaries["pass_at_k_curve"] == {"1": 0.5, "2": 1.0}  # over the one scored question
     with pytest.raises(ReasonForgeError, match="different numbers of samples"):
         sample_summaries(gold, [[_verdict(True, "a")], [_verdict(True, "a")] * 2])
     with pytest.raises(ReasonForgeError, match="2 questions but 1 verdict lists"):

@@ -4,8 +4,8 @@ from pathlib import Path
 import pytest
 
 from reasonforge.core import ReasonForgeError
-from reasonforge.generate import (DataParallelBackend, SamplingSettings, TransformersBackend, VLLMBackend, merge_shards,
-                                  replica_plan, shard_indices, vllm_backend)
+from reasonforge.engines import DataParallelBackend, VLLMBackend, merge_shards, replica_plan, shard_indices, vllm_backend
+from reasonforge.generate import SamplingSettings, TransformersBackend
 
 
 def test_shards_are_contiguous_balanced_and_merge_back():

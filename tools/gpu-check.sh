@@ -3,8 +3,11 @@
 # peft and accelerate installed, no internet; a call carries at most 64 MiB of working tree).
 #
 #   bash tools/gpu-check.sh prepare   # HERE (PyPI reachable): wheels + a few Spider files into .gpu-bundle/ (ignored)
-#   bash tools/gpu-check.sh run       # THERE, from the repository root; carry .gpu-bundle:
-#       device run  carry=[".gpu-bundle"]  timeout_s=560  command="bash tools/gpu-check.sh run"
+#   bash tools/gpu-check.sh run [PART ...]   # THERE, from the repository root; carry .gpu-bundle. PARTs: cells,
+#       qwen2.5-0.5b, ministral-8b (default: all three, ~650-700 s on an H100: more than one 600 s call, so split it):
+#       device run  carry=[".gpu-bundle"]  timeout_s=400  command="bash tools/gpu-check.sh run cells qwen2.5-0.5b"
+#       device run  carry=[".gpu-bundle"]  timeout_s=400  command="bash tools/gpu-check.sh run ministral-8b"
+#   (GPU_NOTEBOOKS="nbs/05a_engines.ipynb" limits the cells part to those notebooks)
 #
 # `prepare` downloads the wheels the device image lacks (for CPython 3.12, manylinux x86_64), repacks the two that are
 # far too big to travel (unsloth without its studio/ web app; bitsandbytes with only its CUDA 13 and CPU libraries),
@@ -92,7 +95,7 @@ EOF
 }
 
 run() {
-    local started=$SECONDS out=${OUT:-/tmp/gpu-check-out}
+    local started=$SECONDS out=${OUT:-/tmp/gpu-check-out} parts=" ${*:-cells qwen2.5-0.5b ministral-8b} "
     mkdir -p "$out"
     [[ -d $BUNDLE/wheels ]] || { echo "no $BUNDLE/wheels: run 'bash tools/gpu-check.sh prepare' first and carry $BUNDLE" >&2; exit 2; }
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
@@ -103,12 +106,15 @@ run() {
         || echo "== an import failed (above): the steps that need it will fail too"
     echo "== setup done at $((SECONDS - started)) s"
 
-    echo "== #| gpu notebook cells: 05_generate (transformers sampling on the GPU, replicas), 09_train (both backends, a merge)"
-    $PY tools/gpu_cells.py nbs/*.ipynb 2>&1 | tee "$out/gpu-cells.log" || echo "== gpu cells FAILED (above); the benchmark runs anyway"
-    echo "== at $((SECONDS - started)) s"
+    if [[ $parts == *" cells "* ]]; then
+        echo "== #| gpu notebook cells: 05a_engines (transformers sampling on the GPU, replicas), 09_train (both backends, a merge)"
+        $PY tools/gpu_cells.py ${GPU_NOTEBOOKS:-nbs/*.ipynb} 2>&1 | tee "$out/gpu-cells.log" || echo "== gpu cells FAILED (above); the benchmark runs anyway"
+        echo "== at $((SECONDS - started)) s"
+    fi
 
     echo "== training benchmark (random weights built on the GPU)"
     for shape in qwen2.5-0.5b ministral-8b; do
+        [[ $parts == *" $shape "* ]] || continue
         $PY benchmarks/training_throughput.py --random-init --shape "$shape" --steps 6 --backends unsloth unsloth-padded peft \
             --json "$out/train-$shape.json" 2>&1 | tee "$out/train-$shape.log" | grep -v '^{' || true
         echo "== $shape at $((SECONDS - started)) s"
@@ -119,6 +125,6 @@ run() {
 
 case "${1:-}" in
     prepare) prepare ;;
-    run) run ;;
-    *) echo "usage: bash tools/gpu-check.sh prepare|run" >&2; exit 2 ;;
+    run) shift; for part in "$@"; do [[ $part =~ ^(cells|qwen2\.5-0\.5b|ministral-8b)$ ]] || { echo "unknown part: $part (cells, qwen2.5-0.5b, ministral-8b)" >&2; exit 2; }; done; run "$@" ;;
+    *) echo "usage: bash tools/gpu-check.sh prepare | run [cells] [qwen2.5-0.5b] [ministral-8b]" >&2; exit 2 ;;
 esac
