@@ -4,7 +4,7 @@
 
 # %% ../nbs/13_loop.ipynb #6fa6404f
 from __future__ import annotations
-import contextlib, dataclasses, functools, json, logging, os, shutil, signal, time
+import contextlib, dataclasses, functools, json, logging, os, re, shutil, signal, sys, threading, time
 from dataclasses import dataclass, asdict
 from pathlib import Path
 
@@ -21,7 +21,8 @@ logger = logging.getLogger(__name__)
 # %% auto #0
 __all__ = ['logger', 'ITERATION_STEPS', 'stage_inputs', 'stage_names', 'sample_candidates', 'verify_candidates',
            'harvest_training_set', 'train_model', 'evaluate_model', 'sft_baseline', 'iteration_record', 'run_results',
-           'predictions', 'iteration_result', 'follow_runner', 'log_to_file', 'check_inputs', 'RunOutcome', 'run_loop']
+           'predictions', 'iteration_result', 'follow_runner', 'log_to_file', 'console_line', 'echo_run_log',
+           'check_inputs', 'RunOutcome', 'run_loop']
 
 # %% ../nbs/13_loop.ipynb #d46fcfbb
 ITERATION_STEPS = ("sample", "verify", "harvest", "train", "evaluate")
@@ -314,6 +315,47 @@ def log_to_file(path:str|Path, # log file (appended)
         handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(name)s %(levelname)s: %(message)s"))
         root.addHandler(handler)
 
+# %% ../nbs/13_loop.ipynb #08eda1dc
+_RUN_LOG_LINE = re.compile(r"^\S+ (\d\d:\d\d:\d\d),\d+ (\d+) (\S+) (\w+): (.*)$")
+
+def console_line(line:str, # a line of `run.log`
+                 own_pid:int, # the runner's pid: its lines are on the console already
+                )->str|None:
+    "The console form of another process's stage line or warning in `run.log`, else None."
+    found = _RUN_LOG_LINE.match(line.rstrip("\n"))
+    if not found: return None
+    clock, pid, name, level, message = found.groups()
+    if int(pid) == own_pid: return None
+    if level in ("WARNING", "ERROR", "CRITICAL") or (name == "reasonforge.run_folder" and message.startswith("stage ")):
+        return f"{clock} {level} {name}: {message}"
+    return None
+
+@contextlib.contextmanager
+def echo_run_log(path:str|Path, # the run's `run.log`
+                 stream=None, # where to echo (default: sys.stderr)
+                 interval:float=1.0, # seconds between looks
+                ):
+    "While the block runs, echo other processes' stage lines and warnings that reach `path` (see `console_line`)."
+    path, stop = Path(path), threading.Event()
+    offset = path.stat().st_size if path.is_file() else 0
+    def follow():
+        nonlocal offset
+        while True:
+            stopping = stop.wait(interval)
+            with contextlib.suppress(OSError), path.open("rb") as log:
+                log.seek(offset)
+                data = log.read()
+                complete = data[:data.rfind(b"\n") + 1] # a line still being written waits for the next look
+                offset += len(complete)
+                for line in complete.decode("utf-8", "replace").splitlines():
+                    if (shown := console_line(line, os.getpid())) is not None: print(shown, file=stream or sys.stderr, flush=True)
+            if stopping: return
+    thread = threading.Thread(target=follow, name="echo-run-log", daemon=True)
+    thread.start()
+    try: yield
+    finally: stop.set(); thread.join()
+
+
 # %% ../nbs/13_loop.ipynb #5a7c2e4c
 def check_inputs(run:Run, # a run (its folder need not exist yet)
                 )->dict:
@@ -420,8 +462,9 @@ def run_loop(config:str|Path|RunConfig, # YAML config file, or a checked config
                 if _iteration_finished(run, iteration, reports/f"iteration_{iteration}.html"):
                     logger.info("iteration %d: finished earlier, report %s", iteration, reports/f"iteration_{iteration}.html")
                     continue
-                outcome = notebook("iteration", f"iteration_{iteration}",
-                                   {"run_dir": str(run.folder), "iteration": iteration})
+                with echo_run_log(run.folder/"run.log"): # the kernel's stage lines, on this console too
+                    outcome = notebook("iteration", f"iteration_{iteration}",
+                                       {"run_dir": str(run.folder), "iteration": iteration})
                 notebooks.append(outcome)
                 if not outcome.ok or not result.is_file():
                     error = (f"iteration {iteration}: {outcome.error or 'the notebook wrote no result.json'} in {outcome.notebook} "
