@@ -8,7 +8,7 @@ import contextlib, dataclasses, functools, json, logging, os, re, shutil, signal
 from dataclasses import dataclass, asdict
 from pathlib import Path
 
-from .core import RUNNER_VARIABLE, ReasonForgeError, atomic_write_json
+from .core import _DropMessages, RUNNER_VARIABLE, ReasonForgeError, atomic_write_json
 from .data import SPLIT_FILES
 from .generate import SampledQuestion
 from .config import RunConfig, read_config
@@ -19,10 +19,10 @@ from .run_folder import (DEV_TRAINED, LOCK_VARIABLE, Run, notebook_template, rea
 logger = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['logger', 'ITERATION_STEPS', 'stage_inputs', 'stage_names', 'sample_candidates', 'verify_candidates',
-           'harvest_training_set', 'train_model', 'evaluate_model', 'sft_baseline', 'iteration_record', 'run_results',
-           'predictions', 'iteration_result', 'follow_runner', 'log_to_file', 'console_line', 'echo_run_log',
-           'check_inputs', 'RunOutcome', 'run_loop']
+__all__ = ['logger', 'ITERATION_STEPS', 'KERNEL_SHUTDOWN_NOISE', 'stage_inputs', 'stage_names', 'sample_candidates',
+           'verify_candidates', 'harvest_training_set', 'train_model', 'evaluate_model', 'sft_baseline',
+           'iteration_record', 'run_results', 'predictions', 'iteration_result', 'follow_runner', 'log_to_file',
+           'quiet_kernel_shutdown', 'console_line', 'echo_run_log', 'check_inputs', 'RunOutcome', 'run_loop']
 
 # %% ../nbs/13_loop.ipynb #d46fcfbb
 ITERATION_STEPS = ("sample", "verify", "harvest", "train", "evaluate")
@@ -314,6 +314,17 @@ def log_to_file(path:str|Path, # log file (appended)
         handler = logging.FileHandler(path, encoding="utf-8")
         handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(name)s %(levelname)s: %(message)s"))
         root.addHandler(handler)
+
+# %% ../nbs/13_loop.ipynb #ba5b2a2e
+KERNEL_SHUTDOWN_NOISE = (r"^KeyboardInterrupt caught in kernel\.?$",) # provoked by jupyter_client's interrupt-then-shutdown
+
+def quiet_kernel_shutdown():
+    "In a report kernel: drop ipykernel's shutdown line (`KERNEL_SHUTDOWN_NOISE`) from its application log."
+    kernel_log = logging.getLogger("IPKernelApp")
+    if not any(isinstance(f, _DropMessages) for f in kernel_log.filters): kernel_log.addFilter(_DropMessages(KERNEL_SHUTDOWN_NOISE))
+
+if os.environ.get(RUNNER_VARIABLE): quiet_kernel_shutdown()
+
 
 # %% ../nbs/13_loop.ipynb #08eda1dc
 _RUN_LOG_LINE = re.compile(r"^\S+ (\d\d:\d\d:\d\d),\d+ (\d+) (\S+) (\w+): (.*)$")
