@@ -132,11 +132,12 @@ def compare(a:str, # name of the earlier stage
 # %% ../nbs/10b_stats.ipynb #b9802bbc
 def comparison_pairs(stages:list[str], # stage names in run order, "baseline" first
                     )->list[tuple[str, str]]:
-    "The (a, b) pairs a run reports: baseline against every later stage, then each iteration against the one before."
+    "The (a, b) pairs a run reports: baseline against every later stage, SFT against each iteration, then each iteration against the one before."
     if not stages: return []
     first, later = stages[0], stages[1:]
     pairs = [(first, stage) for stage in later]
     iterations = [stage for stage in later if stage.startswith("iteration_")]
+    if "sft" in later: pairs += [("sft", stage) for stage in iterations]
     pairs += [(a, b) for a, b in zip(iterations, iterations[1:])]
     return pairs
 
