@@ -18,7 +18,7 @@ from .run_folder import Run, read_jsonl, stage_info
 # %% auto #0
 __all__ = ['DEV_METRICS', 'PROVENANCE_PACKAGES', 'RESULTS_SCHEMA_VERSION', 'RESULTS_FILE', 'METRIC_LABELS', 'stage_predictions',
            'dev_values', 'accuracy_entry', 'stage_block', 'library_versions', 'code_commit', 'stage_order',
-           'results_document', 'write_results', 'interval_table', 'comparison_sentences']
+           'results_document', 'write_results', 'in_run_order', 'interval_table', 'comparison_sentences']
 
 # %% ../nbs/13c_results.ipynb #882f1f38
 DEV_METRICS = ("greedy", "greedy_lenient", "self_consistency", "pass_at_k")
@@ -128,12 +128,18 @@ def _interval_text(entry:dict)->str:
     lo, hi = entry["ci95"]
     return f"{100 * entry['accuracy']:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}]"
 
+def in_run_order(stages) -> list[str]:
+    "Stage names in run order (baseline, sft, iteration_1, iteration_2, ...), whatever order a JSON file keeps them in."
+    def position(stage): return (0, 0) if stage == "baseline" else (1, 0) if stage == "sft" else (2, int(stage.rsplit("_", 1)[-1]))
+    return sorted(stages, key=position)
+
 def interval_table(document:dict, # a `results.json` document
                   ):
-    "A DataFrame of dev accuracies with 95% intervals: one row per stage, one column per metric, plus n."
+    "A DataFrame of dev accuracies with 95% intervals: one row per stage in run order, one column per metric, plus n."
     import pandas as pd
     rows = {}
-    for stage, block in document["stages"].items():
+    for stage in in_run_order(document["stages"]):
+        block = document["stages"][stage]
         dev = block["dev"]
         row = {"n": dev["evaluated"], "excluded": dev["excluded"]}
         for metric in DEV_METRICS:
