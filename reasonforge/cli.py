@@ -40,6 +40,7 @@ def _run_command(args)->int:
     if not outcome.ok: print(f"failed: {outcome.error}\nrun the same command again to resume", file=sys.stderr)
     return 0 if outcome.ok else 1
 
+# %% ../nbs/14_cli.ipynb #1b1d9027
 def add_run_command(subparsers, # from `argparse.ArgumentParser.add_subparsers`
                    ):
     "Add `run --config CONFIG.yaml [--run-dir DIR] [--reports-dir DIR] [--dry-run [--device cuda|cpu]]` to the command line."
@@ -99,6 +100,7 @@ def _evaluate(args):
         print(f"report: {args.out}")
     return 0
 
+# %% ../nbs/14_cli.ipynb #fd7784f8
 def build_parser()->argparse.ArgumentParser:
     "The `reasonforge` argument parser."
     parser = argparse.ArgumentParser(prog="reasonforge", description="Execution-verified self-improvement for Text-to-SQL.")
@@ -131,6 +133,7 @@ def build_parser()->argparse.ArgumentParser:
     add_data_command(commands)
     return parser
 
+# %% ../nbs/14_cli.ipynb #13c3992e
 def main(argv:list[str]|None=None, # arguments (default: sys.argv[1:])
         )->int:
     "Entry point of the `reasonforge` command; user errors print one line and return 2."

@@ -29,6 +29,7 @@ class SubsetConfig:
     from_file:str|None=None # train only: the questions a file names (a report.json, a run's verdicts.jsonl or train.jsonl, or indices)
     only:str="all" # with from_file: all, wrong (a report's wrong answers) or unsolved (0/k: no sample was right)
 
+# %% ../nbs/13a_config.ipynb #26f61afa
 @dataclass
 class EvaluationConfig:
     "How each model is evaluated on dev."
@@ -40,6 +41,7 @@ class EvaluationConfig:
     lenient:bool=True # also report the reference system's lenient check
     keep_distinct:bool=False # keep DISTINCT when comparing (the official default removes it)
 
+# %% ../nbs/13a_config.ipynb #da874e96
 @dataclass
 class ExecutionConfig:
     "How candidate SQL is executed."
@@ -47,6 +49,7 @@ class ExecutionConfig:
     workers:int|None=None # executor processes (None: one per core)
     max_rows:int=100_000 # a result with more rows is an error
 
+# %% ../nbs/13a_config.ipynb #19f37185
 @dataclass
 class EngineConfig:
     "Which sampling engine runs the models, and its limits."
@@ -61,12 +64,14 @@ class EngineConfig:
     data_parallel_size:int=1 # vLLM: engine replicas, each on its own tensor x pipeline GPUs; prompts sharded, merged in order
     distributed_executor_backend:str|None=None # vLLM: "ray" for a Ray cluster the user started (`ray start --head`), "mp", or null
 
+# %% ../nbs/13a_config.ipynb #39c5d04b
 @dataclass
 class NotebookConfig:
     "How the report notebooks are executed."
     start_timeout:int=300 # seconds allowed for a kernel to start
     cell_timeout:int|None=None # seconds allowed per cell (None: no limit)
 
+# %% ../nbs/13a_config.ipynb #83b8a568
 @dataclass
 class RunConfig:
     "Everything a self-improvement run needs to know."
@@ -100,6 +105,7 @@ def _type_name(hint)->str:
     return {bool: "true/false", int: "an integer", float: "a number", str: "a string", list: "a list",
             tuple: "a list", dict: "a mapping"}.get(typing.get_origin(hint) or hint, str(hint))
 
+# %% ../nbs/13a_config.ipynb #e4cfbd49
 def _check_value(value, hint, key:str):
     "`value` converted to `hint`'s type, or a `ReasonForgeError` naming `key`."
     origin = typing.get_origin(hint)
@@ -136,6 +142,7 @@ def _check_value(value, hint, key:str):
         return dict(value)
     return value
 
+# %% ../nbs/13a_config.ipynb #4a8136c6
 def _dataclass_from_mapping(cls, values, where:str):
     "An instance of dataclass `cls` from a mapping, every key and value checked; errors name `where.key`."
     prefix = f"{where}." if where else ""
@@ -209,6 +216,7 @@ def _check_config(config:RunConfig):
         if indices is not None and not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in indices):
             raise ReasonForgeError(f"{section}.indices: must be a list of question indices (integers >= 0), got {indices!r}")
 
+# %% ../nbs/13a_config.ipynb #f4d63f8b
 def config_from_dict(values:dict, # the parsed YAML
                      source:str="config", # file name used in error messages
                     )->RunConfig:
@@ -219,6 +227,7 @@ def config_from_dict(values:dict, # the parsed YAML
     except ReasonForgeError as error: raise ReasonForgeError(f"{source}: {error}") from None
     return config
 
+# %% ../nbs/13a_config.ipynb #b442c4f1
 def read_config(path:str|Path, # a YAML run config
                )->tuple:
     "A checked `RunConfig` read from a YAML file, and the file's text (the run folder keeps it as its snapshot)."
@@ -232,11 +241,13 @@ def read_config(path:str|Path, # a YAML run config
         raise ReasonForgeError(f"{path}: not valid YAML{where}: {getattr(error, 'problem', None) or error}") from None
     return config_from_dict(values if values is not None else {}, str(path)), text
 
+# %% ../nbs/13a_config.ipynb #db2d186e
 def load_config(path:str|Path, # a YAML run config
                )->RunConfig:
     "Read and check a YAML run config."
     return read_config(path)[0]
 
+# %% ../nbs/13a_config.ipynb #1768bc1f
 def config_to_dict(config:RunConfig, # a checked config
                   )->dict:
     "The config as plain JSON-compatible values (every default filled in)."
@@ -253,6 +264,7 @@ def _flatten(values:dict, prefix:str="")->dict:
         else: flat[f"{prefix}{key}"] = value
     return flat
 
+# %% ../nbs/13a_config.ipynb #6db7e48a
 def config_differences(old:dict, # a run's `config.json`
                        new:dict, # the config it is being resumed with
                       )->list[str]:

@@ -23,6 +23,7 @@ def _new_file_mode(path:Path)->int:
     mask = os.umask(0o022); os.umask(mask) # the only portable way to read the umask
     return 0o666 & ~mask
 
+# %% ../nbs/00_core.ipynb #b5da32e9
 def atomic_write_bytes(path:str|Path, # file to write
                        data:bytes, # its whole content
                       )->Path:
@@ -42,12 +43,14 @@ def atomic_write_bytes(path:str|Path, # file to write
         raise
     return path
 
+# %% ../nbs/00_core.ipynb #30763f1e
 def atomic_write_text(path:str|Path, # file to write
                       text:str, # its whole content
                      )->Path:
     "Write `text` (UTF-8) atomically."
     return atomic_write_bytes(path, text.encode("utf-8"))
 
+# %% ../nbs/00_core.ipynb #52e94626
 def atomic_write_json(path:str|Path, # file to write
                       obj, # anything `json.dumps` takes
                      )->Path:
@@ -64,6 +67,7 @@ def sha256_file(path:str|Path, # file to hash
         while chunk := f.read(chunk_size): digest.update(chunk)
     return digest.hexdigest()
 
+# %% ../nbs/00_core.ipynb #deb0d71a
 def stable_hash(obj, # JSON-serialisable value
                 length:int=16, # hex characters kept
                )->str:
@@ -104,6 +108,7 @@ class _DropMessages(logging.Filter):
     def __init__(self, patterns): super().__init__(); self.patterns = [re.compile(p) for p in patterns]
     def filter(self, record): return not any(p.search(record.getMessage()) for p in self.patterns)
 
+# %% ../nbs/00_core.ipynb #2024a320
 def quiet_engine_noise():
     "In an engine child: drop the known messages of torch, torchao and vLLM that say nothing about the run (`KNOWN_ENGINE_NOISE`)."
     import warnings

@@ -26,6 +26,7 @@ def downloaded_spider_dir()->Path:
     "Where `reasonforge data download` puts Spider by default (`<cache>/spider-download/spider_data`; it may not exist yet)."
     return cache_dir()/DOWNLOAD_FOLDER/"spider_data"
 
+# %% ../nbs/01_data.ipynb #ee04ab05
 def find_spider_dir(start:str|Path|None=None, # folder to search upwards from (default: the current directory)
                    )->Path:
     "The Spider folder: `$REASONFORGE_SPIDER_DIR`, else `shared/data/spider` above `start`, the downloaded copy, or above the package."
@@ -84,15 +85,16 @@ def _flatten_keys(value)->list[int]:
     "Primary keys are ints, or lists of ints for composite keys in some Spider versions."
     return [k for item in value for k in (item if isinstance(item, list) else [item])]
 
+# %% ../nbs/01_data.ipynb #3967be74
 def _is_index(value)->bool: return isinstance(value, int) and not isinstance(value, bool)
 def _is_column(value)->bool: return isinstance(value, list) and len(value) == 2 and _is_index(value[0]) and isinstance(value[1], str)
-
 def _check_shape(where:str, key:str, value, item_ok, item_description:str):
     "Raise `ReasonForgeError` naming `key` unless `value` is a list whose every item passes `item_ok`."
     if not isinstance(value, list): raise ReasonForgeError(f"{where}: '{key}' must be a list, got {type(value).__name__}")
     for position, item in enumerate(value):
         if not item_ok(item): raise ReasonForgeError(f"{where}: '{key}' item {position} must be {item_description}, got {item!r}")
 
+# %% ../nbs/01_data.ipynb #e28152b5
 def _parse_table_entry(entry, path:Path, position:int)->TableSchema:
     "Check one `tables.json` entry and turn it into a `TableSchema`."
     where = f"{path} entry {position}"
@@ -118,6 +120,7 @@ def _parse_table_entry(entry, path:Path, position:int)->TableSchema:
         if not 0 < index < len(columns): raise ReasonForgeError(f"{where}: key column index {index} is out of range (0..{len(columns)-1})")
     return TableSchema(entry["db_id"], list(tables), [(t, n) for t, n in columns], list(types), primary, foreign)
 
+# %% ../nbs/01_data.ipynb #85627b66
 def load_tables(path:str|Path, # a Spider `tables.json`
                )->dict[str, TableSchema]:
     "Every database schema in `tables.json`, by `db_id`."
@@ -163,11 +166,13 @@ def connect_read_only(path:str|Path, # SQLite database file
     uri = Path(path).resolve().as_uri().replace("file://", "file:", 1)
     return sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True)
 
+# %% ../nbs/01_data.ipynb #7e43854b
 def quote_identifier(name:str, # table or column name
                     )->str:
     "A SQL identifier in double quotes, safe for any name."
     return '"' + name.replace('"', '""') + '"'
 
+# %% ../nbs/01_data.ipynb #e7b736df
 def schema_mismatches(schema:TableSchema, # the `tables.json` description
                       db_path:str|Path, # its SQLite file
                      )->list[str]:
@@ -199,6 +204,7 @@ def _show_name(name:str)->str:
     "A name as written in the schema text: bare when it is a plain identifier, quoted otherwise."
     return name if _PLAIN_NAME.fullmatch(name) else quote_identifier(name)
 
+# %% ../nbs/01_data.ipynb #581cd1d2
 def _show_value(value, max_chars:int)->str|None:
     "A cell value as a SQL literal for the prompt, or None for values not worth showing."
     if isinstance(value, bool) or isinstance(value, (bytes, memoryview)) or value is None: return None
@@ -208,6 +214,7 @@ def _show_value(value, max_chars:int)->str|None:
     if len(text) > max_chars: text = text[:max_chars].rstrip() + "..."
     return "'" + text.replace("'", "''") + "'"
 
+# %% ../nbs/01_data.ipynb #275cac66
 def sample_values(connection:sqlite3.Connection, # open database
                   table:str, # table name
                   column:str, # column name
@@ -227,6 +234,7 @@ def sample_values(connection:sqlite3.Connection, # open database
     rows.close()
     return values
 
+# %% ../nbs/01_data.ipynb #77b876f4
 def render_schema(schema:TableSchema, # the database's `tables.json` description
                   db_path:str|Path, # its SQLite file, read for sample values
                   values_per_column:int=3, # sample values shown per non-key column (0: none)
@@ -372,6 +380,7 @@ class SpiderDataset:
     def __repr__(self):
         return f"SpiderDataset({self.split}: {len(self.questions)} questions, {len(self.excluded)} excluded, {self.root})"
 
+# %% ../nbs/01_data.ipynb #e5c03a86
 def load_spider(source:str|Path, # Spider folder, or the official Spider zip
                 split:str="dev", # 'dev', 'train' or 'train_others'
                 check_schemas:bool=True, # compare tables.json with each used SQLite file
@@ -400,6 +409,7 @@ def _zip_digest(path:Path)->str:
     if key not in _ZIP_HASHES: _ZIP_HASHES[key] = sha256_file(path)
     return _ZIP_HASHES[key]
 
+# %% ../nbs/01_data.ipynb #8123e2da
 def _zip_spider_folder(names:list[str], path:Path)->str:
     "The folder inside the zip that holds tables.json ('' for the top), checking member names are safe."
     for name in names:
@@ -411,6 +421,7 @@ def _zip_spider_folder(names:list[str], path:Path)->str:
     if not folders: raise ReasonForgeError(f"{path}: no tables.json inside; expected the official Spider zip (spider/ or spider_data/)")
     return folders[0]
 
+# %% ../nbs/01_data.ipynb #214012df
 def extract_spider_zip(path:str|Path, # the official Spider zip
                       )->Path:
     "Extract the Spider zip once into the cache and return the folder holding tables.json."

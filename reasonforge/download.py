@@ -36,11 +36,13 @@ def _short_reason(error:BaseException)->str:
         if any(needle in text for text in texts): return reason
     return texts[0][:200]
 
+# %% ../nbs/01a_download.ipynb #0ecc65d3
 def how_to_get_spider()->str:
     "The ways to get Spider, for error messages: the download command, or a copy you have, named by the variable or put in the cache."
     return (f"run `reasonforge data download` again with a network, or use a copy you have (the folder with tables.json and database/): "
             f"set {SPIDER_DIR_VARIABLE}=/path/to/it, or put it at {downloaded_spider_dir()}")
 
+# %% ../nbs/01a_download.ipynb #1fb82ed0
 def fetch_zip(url:str, # a Google Drive link or any http(s) URL of the zip
               zip_path:str|Path, # where to write it
               sha256:str|None=None, # the zip's expected SHA-256 (None: not checked)
@@ -89,6 +91,7 @@ def check_release(root:Path, # an unpacked Spider folder
         raise ReasonForgeError(f"{where or root}: databases " + "; ".join(f"{what}: {', '.join(dbs)}" for what, dbs in problems.items() if dbs))
     return len(listed)
 
+# %% ../nbs/01a_download.ipynb #9742e737
 def unpack_spider_zip(zip_path:str|Path, # a zip shaped like spider_data.zip
                       to:str|Path, # folder that receives `spider_data/`
                       manifest:str|Path=OFFICIAL_MANIFEST, # official hashes of the databases
@@ -119,6 +122,7 @@ def default_download_root()->Path:
     "The folder `reasonforge data download` unpacks into by default, in the user's cache (`$REASONFORGE_CACHE`)."
     return cache_dir()/DOWNLOAD_FOLDER
 
+# %% ../nbs/01a_download.ipynb #c38de6f8
 def download_spider(to:str|Path|None=None, # folder that receives spider_data/ (default: the user's cache)
                     url:str=SPIDER_URL, # where spider_data.zip is
                     sha256:str|None=SPIDER_ZIP_SHA256, # the zip's expected SHA-256 (None: not checked)
@@ -159,6 +163,7 @@ def _download_command(args)->int:
     print(folder)
     return 0
 
+# %% ../nbs/01a_download.ipynb #2d1dd3f4
 def add_data_command(commands, # the `reasonforge` parser's sub-parsers
                     ):
     "Add `reasonforge data download` to the command line."

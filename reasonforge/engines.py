@@ -94,6 +94,7 @@ def _stop_vllm_child(process, # the child process
             process.kill(); process.join(10)
     connection.close()
 
+# %% ../nbs/05a_engines.ipynb #61eed054
 class VLLMBackend(GenerationBackend):
     "Sampling with vLLM in a child process: `n=k` per request, prefix caching, a fixed seed per request."
     name = "vllm"
@@ -182,6 +183,7 @@ def shard_indices(count:int, # items to split (prompts)
         start = end
     return blocks
 
+# %% ../nbs/05a_engines.ipynb #1cdc2b6f
 def merge_shards(blocks:list[list[int]], # `shard_indices`' blocks
                  results:list[list], # one result list per block, in the block's order
                 )->list:
@@ -192,6 +194,7 @@ def merge_shards(blocks:list[list[int]], # `shard_indices`' blocks
         for index, value in zip(block, result): merged[index] = value
     return merged
 
+# %% ../nbs/05a_engines.ipynb #c8595187
 EXECUTOR_BACKENDS = ("mp", "ray")
 
 def replica_plan(data_parallel_size:int=1, # engine replicas, each on its own GPUs
@@ -277,6 +280,7 @@ class DataParallelBackend(GenerationBackend):
         self.stats["seconds"] = round(time.time() - started, 2)
         return [fresh[p] if p in fresh else cache.get(prompt_key(sampler, settings, p)) for p in prompts]
 
+# %% ../nbs/05a_engines.ipynb #8e32d5b1
 def vllm_backend(model:str|Path=DEFAULT_MODEL, # model source for `resolve_model`
                  data_parallel_size:int=1, # engine replicas, each on its own GPUs (1: one engine)
                  tensor_parallel_size:int=1, # GPUs per layer within one engine

@@ -299,6 +299,7 @@ def classify_examples(predictions:list[DevPrediction], # a stage's dev predictio
                      "gold_result": p.gold_result, "predicted_result": p.predicted_result})
     return pd.DataFrame(rows, columns=CLASSIFIED_COLUMNS)
 
+# %% ../nbs/11_errors.ipynb #f529994d
 def _classified(predictions, schemas)->pd.DataFrame:
     "`classify_examples`'s DataFrame, classifying `predictions` unless they are one already."
     return predictions if isinstance(predictions, pd.DataFrame) else classify_examples(predictions, schemas)

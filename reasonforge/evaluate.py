@@ -55,10 +55,12 @@ def _example_verdict(i:int, db_id:str, hardness:str, verdicts:list, lenient:bool
     if error and len(verdicts) > 1: error = f"on database file {verdicts.index(wrong) + 1} of {len(verdicts)}: {error}"
     return ScoredExample(i, db_id, hardness, wrong is None, verdicts[0].lenient_match if lenient else None, False, error, len(verdicts))
 
+# %% ../nbs/10_evaluate.ipynb #98e1cf3c
 def _hardness_by_query(gold:list[tuple[str, str]])->dict[str, str]:
     "Spider's hardness of each distinct gold query, parsed once."
     return {sql: query_hardness(sql) for sql in dict.fromkeys(sql for sql, _ in gold)}
 
+# %% ../nbs/10_evaluate.ipynb #e083b3f9
 def score_predictions(gold:list[tuple[str, str]], # (gold SQL, db_id) per question
                       predictions:list[str], # one predicted SQL per question ("" scores wrong)
                       database_for, # db_id -> Path of its .sqlite file, or None when it is missing
@@ -109,6 +111,7 @@ def score_predictions(gold:list[tuple[str, str]], # (gold SQL, db_id) per questi
     if etype != "exec": _add_exact_match(scored, gold, predictions, files, tables, replace_value)
     return scored
 
+# %% ../nbs/10_evaluate.ipynb #63539d72
 def _add_exact_match(scored:list[ScoredExample], gold:list, predictions:list, files:dict, tables:dict, replace_value:bool):
     "Fill in the official exact-set-match of each example whose database exists (gold and prediction parsed against its schema)."
     schemas, key_maps = {}, {}
@@ -123,7 +126,6 @@ def _add_exact_match(scored:list[ScoredExample], gold:list, predictions:list, fi
 
 # %% ../nbs/10_evaluate.ipynb #5d8e8858
 def _accuracy(flags): return sum(flags) / len(flags) if flags else 0.0
-
 def summarize(scored:list[ScoredExample], # from `score_predictions`, or built from per-question verdicts
               lenient:bool=False, # include the lenient accuracy
               scores:list|None=None, # per example, a score in [0, 1] averaged in place of `exec_match` (pass@k); None: `exec_match`
@@ -155,6 +157,7 @@ def summarize(scored:list[ScoredExample], # from `score_predictions`, or built f
                 lenient_accuracy=mean(lenient_scores, evaluated) if lenient else None,
                 by_hardness=by_hardness, **(_exact_summary(scored) if exact else {}))
 
+# %% ../nbs/10_evaluate.ipynb #8c9f20a9
 def _exact_summary(scored:list[ScoredExample])->dict:
     "Exact-set-match accuracy and the official partial component scores (acc, rec, f1 per hardness and overall)."
     judged = [s for s in scored if s.exact_match is not None]
@@ -162,6 +165,7 @@ def _exact_summary(scored:list[ScoredExample])->dict:
     return dict(exact_match_accuracy=_accuracy([s.exact_match for s in judged]), exact_match_judged=len(judged),
                 partial_scores={level: table[level]["partial"] for level in table})
 
+# %% ../nbs/10_evaluate.ipynb #1e1c567a
 def evaluation_report(scored:list[ScoredExample], # from `score_predictions`
                       lenient:bool=False, # include the lenient accuracy
                       settings:dict|None=None, # how the numbers were obtained (metric, options), recorded as given
@@ -169,6 +173,7 @@ def evaluation_report(scored:list[ScoredExample], # from `score_predictions`
     "The full REPORT.json content: `summary`, `settings` and one entry per example, in order."
     return dict(summary=summarize(scored, lenient), settings=settings or {}, examples=[_report_row(s) for s in scored])
 
+# %% ../nbs/10_evaluate.ipynb #4f6cb96f
 def _report_row(example:ScoredExample)->dict:
     "One example as the report shows it (no parse details)."
     row = dict(vars(example))
@@ -217,10 +222,12 @@ class Vote:
     margin:int # winning votes minus the runner-up's (0 on a tie)
     voters:int # candidates that executed and so could vote
 
+# %% ../nbs/10_evaluate.ipynb #09182fe6
 def _first_of_largest(groups:dict)->list[int]:
     "The largest group of candidate indices; a tie goes to the group sampled first."
     return sorted(groups.values(), key=lambda members: (-len(members), members[0]))[0]
 
+# %% ../nbs/10_evaluate.ipynb #a34b47f7
 def majority_vote(verdicts:list, # one question's candidate verdicts (`reasonforge.execute.Verdict`)
                  )->Vote:
     "Self-consistency: the candidate whose execution result most candidates share."
@@ -243,6 +250,7 @@ def pass_at_k_curve(correct:list[int], # per scored question: how many of its n 
     ks = sorted({2 ** p for p in range(n.bit_length()) if 2 ** p <= n} | {n})
     return {str(k): sum(pass_at_k(n, c, k) for c in correct) / len(correct) for k in ks}
 
+# %% ../nbs/10_evaluate.ipynb #3f5ad4e4
 def sample_summaries(gold:list[tuple[str, str]], # (gold SQL, db_id) per question
                      verdicts:list, # per question: its k candidates' `Verdict`s, or None when the question is excluded
                      lenient:bool=False, # also summarise the lenient check
@@ -347,6 +355,7 @@ def dev_predictions(questions:list, # the dev questions (`reasonforge.data.Quest
         rows.append(row)
     return rows
 
+# %% ../nbs/10_evaluate.ipynb #12d4269e
 def greedy_summary(predictions:list[DevPrediction], # from `dev_predictions` (or read back with `DevPrediction.from_json`)
                    lenient:bool=False, # include the lenient accuracy
                   )->dict:

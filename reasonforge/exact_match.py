@@ -30,6 +30,7 @@ def _read_schema(path:str, modified:float, size:int) -> OfficialSchema:
     except sqlite3.Error as error:
         raise ReasonForgeError(f"{path}: cannot read the database schema ({error})") from error
 
+# %% ../nbs/06a_exact_match.ipynb #578a190a
 def database_schema(db_path:str|Path, # a SQLite database file
                    )->OfficialSchema:
     "The official parser's view of a database (`process_sql.get_schema`): every table, its columns, lower-cased; read once per file."
@@ -63,6 +64,7 @@ def _conditions_without_values(conditions:list) -> list:
     return [item if position % 2 else (*item[:3], *(_without_values(value) if isinstance(value, dict) else None for value in item[3:5]))
             for position, item in enumerate(conditions)]
 
+# %% ../nbs/06a_exact_match.ipynb #d95b4136
 def _without_values(parse:dict|None) -> dict|None:
     "The official `rebuild_sql_val` (DISABLE_VALUE): values gone from join conditions, WHERE and HAVING, here and in set operations."
     if parse is None: return None
@@ -77,6 +79,7 @@ def _columns_of(prefixes:frozenset, schema:OfficialSchema) -> frozenset:
     "Column ids whose table part is one of `prefixes`."
     return frozenset(column for column in schema.ids.values() if "." in column and column[:column.index(".")] in prefixes)
 
+# %% ../nbs/06a_exact_match.ipynb #012f9c05
 def _valid_columns(table_units:list, schema:OfficialSchema) -> frozenset:
     "The column ids of the FROM tables (`build_valid_col_units`): only those are rewritten to their foreign-key representative."
     return _columns_of(frozenset(table[:-2] for kind, table in table_units if kind == "table_unit"), schema)
@@ -168,6 +171,7 @@ def _scores(gold_total:int, predicted_total:int, matched:int) -> dict:
     score = int(predicted_total == gold_total and matched == predicted_total)
     return {"acc": score, "rec": score, "f1": score, "label_total": gold_total, "pred_total": predicted_total}
 
+# %% ../nbs/06a_exact_match.ipynb #0bd94202
 def partial_scores(predicted:dict, # comparable parse of the prediction
                    gold:dict, # comparable parse of the gold query
                   )->dict:
@@ -180,6 +184,7 @@ def _same_tables(predicted:list, gold:list) -> bool:
     try: return sorted(gold) == sorted(predicted)
     except TypeError: return len(gold) == len(predicted) and _matched(predicted, gold) == len(gold)
 
+# %% ../nbs/06a_exact_match.ipynb #6b473115
 def _exact(predicted:dict, gold:dict, partial:dict|None=None) -> bool:
     "The official `eval_exact_match` on comparable parses: every component's f1 is 1 (`partial`, if already scored), then the same FROM tables."
     if any(scores["f1"] != 1 for scores in (partial or partial_scores(predicted, gold)).values()): return False
@@ -214,9 +219,9 @@ def _parsed(sql:str, schema:OfficialSchema) -> dict|str:
     except Exception as error: return str(error) or type(error).__name__  # the official script catches everything here
     return "the official evaluator would crash on this parse (conditions without AND/OR between them)" if _stops_official_script(parse) else parse
 
+# %% ../nbs/06a_exact_match.ipynb #21fd6f4a
 @functools.lru_cache(maxsize=1 << 16)
 def _official_hardness(sql:str, schema:OfficialSchema) -> str: return hardness_from_parse(_parsed(sql, schema))
-
 @functools.lru_cache(maxsize=1 << 16)
 def _comparable(sql:str, schema:OfficialSchema, key_items:tuple) -> dict|str:
     "The comparable parse of `sql`, or why there is none; cached per distinct (SQL, database, foreign-key map)."

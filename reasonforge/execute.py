@@ -49,6 +49,7 @@ def _prepare(sql:str, is_prediction:bool, keep_distinct:bool)->str:
     "The official preparation of `sql`, except that text too long to run stays as it is (sqlparse takes minutes over megabytes)."
     return sql if len(sql) > MAX_SQL_LENGTH else _prepare_official(sql, is_prediction, keep_distinct)
 
+# %% ../nbs/07_execute.ipynb #fd5fb463
 def _judge(gold:ExecutionOutcome, gold_sorted:bool, candidate:ExecutionOutcome, candidate_keys:tuple|None, loose:bool|None)->Verdict:
     "The verdict on one (gold, candidate) pair whose results are known; `candidate_keys` is (multiset key, ordered key), `loose` the lenient verdict."
     gold_error = None if gold.ok else f"{gold.error_kind}: {gold.error}"
@@ -58,6 +59,7 @@ def _judge(gold:ExecutionOutcome, gold_sorted:bool, candidate:ExecutionOutcome, 
     exact = official_results_equal(gold.rows, candidate.rows, gold_sorted)
     return Verdict(exact, loose, result_key=key, ordered_key=ordered_key)
 
+# %% ../nbs/07_execute.ipynb #00982642
 def _as_written_rows(session:WorkerSession, db_path:str, text:str, official_text:str, official:ExecutionOutcome|None,
                      timeout:float, cache:dict)->list|None:
     "The first `LENIENT_MAX_ROWS` rows of `text` run exactly as written (the lenient check), reusing the official run when the texts agree; None when it fails."
@@ -70,10 +72,12 @@ def _as_written_rows(session:WorkerSession, db_path:str, text:str, official_text
     cache[text] = rows
     return rows
 
+# %% ../nbs/07_execute.ipynb #a6cc422a
 def _result_keys(result:ExecutionOutcome)->tuple|None:
     "The vote's keys of an executed result: (as a multiset of rows, as a list of rows); None when it failed."
     return (result_key(result.rows), result_key(result.rows, ordered=True)) if result.ok else None
 
+# %% ../nbs/07_execute.ipynb #69a5b558
 def verify_group(session:WorkerSession, # the worker's session
                  db_path:str, # database file
                  golds:list[str], # distinct gold queries (raw text)
@@ -137,10 +141,12 @@ def _debug_task(session:WorkerSession, action:str, seconds:float=0.0, forced:dic
     session.end_steps()
     return action
 
+# %% ../nbs/07_execute.ipynb #53e36334
 def _verify_for_parent(session:WorkerSession, *arguments)->list[dict]:
     "`verify_group`'s verdicts in the form that crosses the pipe: `Verdict.to_json` dicts."
     return [verdict.to_json() for verdict in verify_group(session, *arguments)]
 
+# %% ../nbs/07_execute.ipynb #70b516b1
 _TASK_HANDLERS = {"verify": _verify_for_parent, "execute": execute_group, "debug": _debug_task}
 
 def worker_main(connection, # this worker's end of the pipe
@@ -181,11 +187,13 @@ class _Task:
     extra: object = None
     affinity: tuple|None = None # tasks with equal affinity go to the same worker when possible (its gold cache)
 
+# %% ../nbs/07_execute.ipynb #9009a889
 def _library_worker_main():
     "The worker entry point as the installed library defines it (a spawned process cannot find a notebook's own copy)."
     from reasonforge import execute
     return execute.worker_main
 
+# %% ../nbs/07_execute.ipynb #ce8ad12a
 class _Worker:
     "A worker process, its pipe and its progress array."
     def __init__(self, context, memory_limit_mb:int, slot:int):
@@ -212,6 +220,7 @@ class _Worker:
         self.process.join(5)
         self.connection.close()
 
+# %% ../nbs/07_execute.ipynb #9fa598be
 def _stop_workers(workers:list[_Worker]):
     for worker in workers: worker.stop()
     workers.clear()

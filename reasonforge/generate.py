@@ -41,6 +41,7 @@ class SamplingSettings:
         "The settings as plain JSON values."
         return {**dataclasses.asdict(self), "stop": list(self.stop)}
 
+# %% ../nbs/05_generate.ipynb #edfe150f
 GREEDY = SamplingSettings(k=1, temperature=0.0)
 
 def request_seed(settings:SamplingSettings, # the batch's settings
@@ -49,6 +50,7 @@ def request_seed(settings:SamplingSettings, # the batch's settings
     "The seed of one prompt's request: fixed by the base seed and the prompt, independent of the batch."
     return int(stable_hash({"seed": settings.seed, "prompt": prompt}), 16) % (2**31 - 1)
 
+# %% ../nbs/05_generate.ipynb #b68fc772
 @dataclass
 class Candidate:
     "One sampled answer."
@@ -104,6 +106,7 @@ def prompt_key(sampler:dict, # `GenerationBackend.sampler_identity()`
     "The cache key of one prompt's candidates: who samples, how, and what."
     return stable_hash([sampler, settings.as_dict(), prompt], 32)
 
+# %% ../nbs/05_generate.ipynb #1359e060
 class GenerationBackend:
     "Sampling with a cache: subclasses provide `_start`, `_stop` and `_sample`."
     name = "base"

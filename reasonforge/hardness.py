@@ -33,6 +33,7 @@ _LIKE_OPERATOR = 9  # index of 'like' in the official WHERE_OPS
 
 def _nonzero_head(unit) -> bool: return unit[0] != 0  # the official `has_agg` test, whatever element 0 means
 
+# %% ../nbs/02_hardness.ipynb #6f04dde3
 def counts_from_parse(official_parse:dict, # a question's `sql` field: the official parser's output
                      )->dict:
     "The official hardness counts (component1, component2, others) of an official parse."
@@ -71,6 +72,7 @@ def _top_select(tree:exp.Expression) -> exp.Expression:
     while isinstance(tree, (exp.SetOperation, exp.Subquery, exp.Paren)): tree = tree.this
     return tree
 
+# %% ../nbs/02_hardness.ipynb #933ac633
 def _flatten_condition(condition:exp.Expression) -> list:
     "`[condition, 'and'/'or', condition, ...]`, read left to right as the official parser does."
     if isinstance(condition, exp.Paren) and isinstance(condition.this, exp.Connector): condition = condition.this
@@ -84,6 +86,7 @@ def _is_negated(condition:exp.Expression) -> bool: return isinstance(condition, 
 def _without_not(condition:exp.Expression) -> exp.Expression: return condition.this if isinstance(condition, exp.Not) else condition
 def _is_query(node) -> bool: return isinstance(node, (exp.Subquery, exp.Query))
 
+# %% ../nbs/02_hardness.ipynb #b7d7b45f
 def _condition_values(condition:exp.Expression) -> list:
     "The values a condition compares against (what the official parse stores as value1, value2)."
     core = _without_not(condition)
@@ -98,6 +101,7 @@ def _is_plain_value(value) -> bool:
     if isinstance(value, exp.Column) and not value.table: return value.this.quoted  # a double-quoted Spider string
     return value is None or isinstance(value, exp.Literal) or _is_query(value)
 
+# %% ../nbs/02_hardness.ipynb #861810e1
 def _official_reading(conditions:list) -> list:
     "Drop what the official parser skips: after a column-like value, every `or` and condition up to the next `and`."
     kept, skipping = [], False
@@ -170,11 +174,13 @@ def _counts(sql:str) -> tuple:
     if not isinstance(sql, str): raise ValueError(f"not SQL text: {sql!r}")
     return _cached_counts(sql)
 
+# %% ../nbs/02_hardness.ipynb #84d662cb
 def hardness_counts(sql:str, # a gold Spider query
                    )->dict:
     "The official hardness counts (component1, component2, others) of `sql`, from its text alone."
     return dict(zip(("component1", "component2", "others"), _counts(sql)))
 
+# %% ../nbs/02_hardness.ipynb #75e415a5
 def query_hardness(sql:str, # a gold Spider query; raises ValueError if it is not a parseable SELECT
                   )->str:
     "Spider's official hardness level (easy/medium/hard/extra) of `sql`, computed from its text alone."
@@ -435,6 +441,7 @@ def listing(self:_OfficialParser, position, keyword, read_item):
         position += 1
     return position, ((direction, items) if keyword == "order" else items)
 
+# %% ../nbs/02_hardness.ipynb #766d9ca4
 @patch
 def limit(self:_OfficialParser, position):
     "LIMIT: the number with no schema (as dev.json stores it); with one, 1 whatever follows, as the official parser does."

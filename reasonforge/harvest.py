@@ -23,6 +23,7 @@ def _fallback_normal_form(sql:str)->str:
     "Whitespace- and case-folded SQL without trailing semicolons: the key for SQL sqlglot cannot parse."
     return re.sub(r"\s+", " ", sql.strip().rstrip(";").strip()).lower()
 
+# %% ../nbs/08_harvest.ipynb #cd3d36f1
 def _canonical_statement(tree)->str:
     "Canonical text of one parsed statement: aliases renamed, identifiers folded, sqlglot's spacing."
     from sqlglot import exp
@@ -48,6 +49,7 @@ def _canonical_statement(tree)->str:
         if not bare_quoted_column: identifier.replace(exp.to_identifier(identifier.name.lower()))
     return tree.sql(dialect="sqlite")
 
+# %% ../nbs/08_harvest.ipynb #5bebafa1
 def normalize_sql(sql:str, # one SQL query as sampled
                  )->str:
     "Canonical spelling of `sql`, so trivially different spellings of one query compare equal."
@@ -76,6 +78,7 @@ class HarvestQuestion:
             raise ReasonForgeError(f"question {self.index} ({self.db_id}): {len(self.candidates)} candidates but "
                                    f"{len(self.exec_match)} verdicts; there must be one verdict per candidate")
 
+# %% ../nbs/08_harvest.ipynb #09ad0ec3
 @dataclass
 class QuestionHarvest:
     "What one question yields: its correct count and its distinct correct SQL."
@@ -84,6 +87,7 @@ class QuestionHarvest:
     k:int # candidates sampled
     distinct_correct:list # first spelling of each distinct correct SQL, in sampling order
 
+# %% ../nbs/08_harvest.ipynb #4785f98f
 def harvest_question(question:HarvestQuestion, # one question with candidates and verdicts
                     )->QuestionHarvest:
     "Count the correct candidates of `question` and keep its distinct correct SQL (first spelling wins)."
@@ -109,6 +113,7 @@ def pass_at_k(n:int, # samples drawn
     for i in range(n - c + 1, n + 1): product *= 1.0 - k / i
     return 1.0 - product
 
+# %% ../nbs/08_harvest.ipynb #650a2a64
 def coverage(harvests:list, # QuestionHarvest per question
              ks:tuple|None=None, # attempts for pass@k; default (1, k)
             )->dict:
@@ -135,11 +140,13 @@ class HarvestSettings:
     max_rows:int|None=None # cap on the whole set, applied by seeded uniform sampling (None: no cap)
     seed:int=0 # shuffling and sampling seed
 
+# %% ../nbs/08_harvest.ipynb #e0e50a91
 def _assistant_row(question:HarvestQuestion, sql:str, source:str, weight:int)->dict:
     "One chat-format training row (the answer written as generation writes it) with its provenance."
     return {"messages": [*question.prompt, {"role": "assistant", "content": answer_text(sql)}], "sql": sql,
             "question_index": question.index, "db_id": question.db_id, "source": source, "weight": weight}
 
+# %% ../nbs/08_harvest.ipynb #c95bf449
 def build_training_rows(harvests:list, # QuestionHarvest per question
                         settings:HarvestSettings|None=None, # the choices; defaults if None
                        )->tuple[list, dict]:
@@ -223,6 +230,7 @@ def write_training_set(rows:list, # chat-format rows with provenance
     logger.info("wrote %d rows to %s", len(rows), path)
     return path
 
+# %% ../nbs/08_harvest.ipynb #ff3d684c
 def read_training_set(path:str|Path, # a .jsonl file written by `write_training_set`
                      )->list:
     "The rows of a training set file."

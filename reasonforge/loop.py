@@ -32,6 +32,7 @@ def _model_files(run:Run, train_stage:str)->list:
     outputs = (stage_info(run.folder, train_stage) or {}).get("outputs", {})
     return [run.folder/train_stage/name for name in outputs if name.startswith("merged/") and Path(name).name != "training_info.json"]
 
+# %% ../nbs/13_loop.ipynb #a47a6c5d
 def stage_inputs(run:Run, # the run
                  name:str, # a stage, e.g. "iteration_2/sample"
                 )->list:
@@ -45,6 +46,7 @@ def stage_inputs(run:Run, # the run
             "verify": [folder/"sample"/"candidates.jsonl"],
             "harvest": [folder/"sample"/"candidates.jsonl", folder/"verify"/"verdicts.jsonl"]}[step]
 
+# %% ../nbs/13_loop.ipynb #cd12dffd
 def stage_names(run:Run, # the run
                )->list:
     "Every stage a run has, in the order they run."
@@ -59,6 +61,7 @@ def _token_counter(model_dir:Path):
     from reasonforge.prompt import chat_token_counter
     return chat_token_counter(AutoTokenizer.from_pretrained(model_dir))
 
+# %% ../nbs/13_loop.ipynb #ec203442
 def _schema_text(run:Run, question)->str:
     "The schema text of a question's prompt: the richest that fits the run's `prompt_budget` (`reasonforge.prompt.fit_schema`)."
     from reasonforge.prompt import fit_schema
@@ -66,11 +69,13 @@ def _schema_text(run:Run, question)->str:
     if run.config.prompt_budget is None: return dataset.schema_prompt(question.db_id)
     return fit_schema(dataset, question, _token_counter(run.base_model()), run.config.prompt_budget).text
 
+# %% ../nbs/13_loop.ipynb #fbb9f916
 def _messages_for(run:Run, question)->list:
     "The chat messages of a question's prompt (system and user), as training rows repeat them."
     from reasonforge.prompt import question_messages
     return question_messages(run.dataset(question.split), question, schema=_schema_text(run, question))
 
+# %% ../nbs/13_loop.ipynb #27603131
 def _engine(run:Run, model:Path, cache:Path):
     "A sampling backend for `model` as the run configures it; finished prompt groups are cached in `cache` (for a resume)."
     from reasonforge.engines import vllm_backend
@@ -83,21 +88,25 @@ def _engine(run:Run, model:Path, cache:Path):
                         cache_folder=cache, group_size=engine.group_size, dtype=engine.dtype, max_num_seqs=engine.max_num_seqs,
                         max_model_len=engine.max_model_len, kv_cache_gib=engine.kv_cache_gib)
 
+# %% ../nbs/13_loop.ipynb #2fbae9bf
 def _prompts(run:Run, backend, questions:list)->list:
     "The prompt text of each question, in the model's chat template (`reasonforge.prompt.prompt_text`)."
     return [backend.prompt(_schema_text(run, q), q.question) for q in questions]
 
+# %% ../nbs/13_loop.ipynb #fa4a62d9
 def _executor(run:Run):
     "A SQL executor configured by the run."
     from reasonforge.execute import SQLExecutor
     settings = run.config.execution
     return SQLExecutor(timeout=settings.timeout, max_rows=settings.max_rows, workers=settings.workers)
 
+# %% ../nbs/13_loop.ipynb #205e30c2
 def _relative(run:Run, path:Path)->str:
     "A path inside the run folder as text relative to it (run folders can move)."
     path = Path(path).resolve()
     return str(path.relative_to(run.folder)) if path.is_relative_to(run.folder) else str(path)
 
+# %% ../nbs/13_loop.ipynb #76817e5e
 def sample_candidates(run:Run, # the run
                       iteration:int, # 1-based iteration: samples with the model of iteration - 1
                      )->dict:
@@ -121,6 +130,7 @@ def sample_candidates(run:Run, # the run
                 "generated_tokens": engine_stats.get("generated_tokens"), "engine_start_seconds": engine_stats.get("engine_start_seconds")}
     return run.stage(f"iteration_{iteration}/sample", work, stage_inputs(run, f"iteration_{iteration}/sample"))
 
+# %% ../nbs/13_loop.ipynb #f79c3289
 def verify_candidates(run:Run, # the run
                       iteration:int, # 1-based iteration
                      )->dict:
@@ -143,6 +153,7 @@ def verify_candidates(run:Run, # the run
                 "error_kinds": dict(Counter(v.error_kind for v in flat if v.error_kind)), "gold_failures": gold_failures}
     return run.stage(f"iteration_{iteration}/verify", work, stage_inputs(run, f"iteration_{iteration}/verify"))
 
+# %% ../nbs/13_loop.ipynb #21e83f25
 def harvest_training_set(run:Run, # the run
                          iteration:int, # 1-based iteration
                         )->dict:
@@ -163,6 +174,7 @@ def harvest_training_set(run:Run, # the run
         return {**stats, "skipped_gold_failures": skipped}
     return run.stage(f"iteration_{iteration}/harvest", work, stage_inputs(run, f"iteration_{iteration}/harvest"))
 
+# %% ../nbs/13_loop.ipynb #6bf75357
 _TRAINING_SUMMARY = ("backend", "global_step", "first_loss", "last_loss", "train_loss", "train_seconds", "seconds_per_step",
                      "tokens_per_second", "peak_rss_mb", "peak_gpu_allocated_mb", "peak_gpu_reserved_mb", "num_processes", "device", "dtype", "effective_batch_size", "resumed_from", "losses",
                      "examples", "dropped_too_long") # rows trained on, and rows too long to train on (`results.json` reports both)
@@ -176,6 +188,7 @@ def _train_stage(run:Run, name:str)->dict:
         return {key: info.get(key) for key in _TRAINING_SUMMARY} | {key: value for key, value in info.items() if key.startswith("rows")}
     return run.stage(name, work, stage_inputs(run, name))
 
+# %% ../nbs/13_loop.ipynb #5e36440d
 def train_model(run:Run, # the run
                 iteration:int, # 1-based iteration
                )->dict:
@@ -250,6 +263,7 @@ def iteration_record(run:Run, # the run
     return {"iteration": iteration, "sample": summary("sample"), "verify": summary("verify"), "harvest": summary("harvest"),
             "training": summary("train"), "evaluation": summary("evaluate")}
 
+# %% ../nbs/13_loop.ipynb #acb54465
 def run_results(run:Run, # the run
                )->dict:
     "Evaluations per model, records per iteration and stage times of a run, from its finished stages."
@@ -264,6 +278,7 @@ def run_results(run:Run, # the run
         if record["evaluation"]: evaluations[f"iteration {iteration}"] = record["evaluation"]
     return {"evaluations": evaluations, "iterations": iterations, "stages": run.stages()}
 
+# %% ../nbs/13_loop.ipynb #4e0ed815
 def predictions(run:Run, # the run
                 stage:str, # "baseline", "sft" or "iteration_<i>"
                )->list:
@@ -304,6 +319,7 @@ def follow_runner():
         os._exit(1)
     threading.Thread(target=watch, name="follow-runner", daemon=True).start()
 
+# %% ../nbs/13_loop.ipynb #ff6baaca
 def log_to_file(path:str|Path, # log file (appended)
                ):
     "Send reasonforge's INFO log lines to a file as well (once per file)."
@@ -341,6 +357,7 @@ def console_line(line:str, # a line of `run.log`
         return f"{clock} {level} {name}: {message}"
     return None
 
+# %% ../nbs/13_loop.ipynb #a180c60c
 @contextlib.contextmanager
 def echo_run_log(path:str|Path, # the run's `run.log`
                  stream=None, # where to echo (default: sys.stderr)
@@ -365,7 +382,6 @@ def echo_run_log(path:str|Path, # the run's `run.log`
     thread.start()
     try: yield
     finally: stop.set(); thread.join()
-
 
 # %% ../nbs/13_loop.ipynb #5a7c2e4c
 def check_inputs(run:Run, # a run (its folder need not exist yet)
@@ -401,6 +417,7 @@ class RunOutcome:
     error:str|None # the first failure, one line
     notebooks:list # `reasonforge.report.NotebookRun` per executed notebook
 
+# %% ../nbs/13_loop.ipynb #a30a1747
 def _iteration_finished(run:Run, iteration:int, report:Path)->bool:
     "Whether an iteration's stages are all finished on their current inputs, and its `result.json` and report exist."
     prefix = f"iteration_{iteration}"
@@ -412,6 +429,7 @@ def _iteration_finished(run:Run, iteration:int, report:Path)->bool:
     if not finished and result.exists(): logger.warning("%s is damaged: iteration %d's notebook runs again", result, iteration)
     return finished and report.is_file()
 
+# %% ../nbs/13_loop.ipynb #b85f790d
 def _set_status(run:Run, **values):
     "Update `run.json` (status, times, error, reports)."
     path = run.folder/"run.json"
@@ -421,6 +439,7 @@ def _set_status(run:Run, **values):
         except (OSError, ValueError) as error: logger.warning("%s is damaged (%s): writing a new one", path, error)
     atomic_write_json(path, {**(status if isinstance(status, dict) else {}), **values})
 
+# %% ../nbs/13_loop.ipynb #d3597f74
 @contextlib.contextmanager
 def _failure_recorded(run:Run):
     "Mark the run failed in `run.json` when a block raises (a bug or an interrupt), keeping the exception."
@@ -429,6 +448,7 @@ def _failure_recorded(run:Run):
         _set_status(run, status="failed", error=f"{type(failure).__name__}: {failure}", finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
         raise
 
+# %% ../nbs/13_loop.ipynb #4eb1896e
 def _with_first_cell(template:Path, folder:Path, text:str)->Path:
     "A copy of a report notebook in `folder` whose first cell is the markdown `text`."
     notebook = json.loads(template.read_text(encoding="utf-8"))
@@ -436,6 +456,7 @@ def _with_first_cell(template:Path, folder:Path, text:str)->Path:
     folder.mkdir(parents=True, exist_ok=True)
     return atomic_write_json(folder/template.name, notebook)
 
+# %% ../nbs/13_loop.ipynb #849f5f9b
 def run_loop(config:str|Path|RunConfig, # YAML config file, or a checked config
              run_dir:str|Path|None=None, # run folder (default: run_root/name); an existing one is resumed
              reports_dir:str|Path|None=None, # where notebooks and HTML go (default: reports_root/<run folder name>)

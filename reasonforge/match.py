@@ -24,11 +24,13 @@ def replace_current_year(sql:str, # query text
     "Replace `YEAR(CURDATE())` (any case and spacing, plus the whitespace after it) by `2020`, as the official evaluator does."
     return _CURRENT_YEAR.sub("2020", sql)
 
+# %% ../nbs/06_match.ipynb #97a6ac12
 def join_spaced_operators(sql:str, # query text
                          )->str:
     "Turn `> =`, `< =`, `! =` into `>=`, `<=`, `!=`."
     return sql.replace("> =", ">=").replace("< =", "<=").replace("! =", "!=")
 
+# %% ../nbs/06_match.ipynb #975f80ae
 def replace_value_placeholder(sql:str, # predicted query text
                              )->str:
     "Replace every occurrence of the substring `value` (lower case, anywhere, even inside a name) by `1`, as the official evaluator does to each prediction."
@@ -41,6 +43,7 @@ def _single_statement(sql:str)->bool:
     semicolons = sql.count(";")
     return semicolons == 0 or (semicolons == 1 and not sql[sql.index(";") + 1:].strip(" \t"))
 
+# %% ../nbs/06_match.ipynb #2a68df51
 def remove_distinct(sql:str, # query text
                    )->str:
     "Drop every `distinct` token of the first statement, as the official evaluator does (sqlparse tokens, rejoined)."
@@ -73,6 +76,7 @@ def _unordered_row(row:Sequence)->tuple:
     "The row's values sorted by `str(v)+str(type(v))` (the official quick-rejection key)."
     return tuple(sorted(row, key=lambda value: str(value) + str(type(value))))
 
+# %% ../nbs/06_match.ipynb #98373dd9
 def _column_orders(gold_rows:list[tuple], predicted_rows:list[tuple], ordered:bool)->Iterator[tuple[int, ...]]:
     "Column orders (predicted column for each gold column) that may make the results equal."
     width = len(gold_rows[0])
@@ -101,6 +105,7 @@ def _column_orders(gold_rows:list[tuple], predicted_rows:list[tuple], ordered:bo
             chosen.pop()
     yield from extend([])
 
+# %% ../nbs/06_match.ipynb #d013b37b
 def official_results_equal(gold_rows:Sequence[Sequence], # rows of the gold query
                            predicted_rows:Sequence[Sequence], # rows of the candidate query
                            order_matters:bool, # compare rows as lists (gold has ORDER BY) rather than as multisets
@@ -132,10 +137,12 @@ LENIENT_NULL = "<NULL>" # how the reference wrote NULL (upper case: no lower-cas
 def _lenient_value(value)->str:
     return LENIENT_NULL if value is None else str(value).lower().strip()
 
+# %% ../nbs/06_match.ipynb #caa9f877
 def _lenient_row(row:Sequence)->tuple[str, ...]:
     "A row as the reference system saw it: sorted, lower-cased, stripped strings (NULL as `<NULL>`)."
     return tuple(sorted(map(_lenient_value, row)))
 
+# %% ../nbs/06_match.ipynb #8149ffed
 def lenient_results_equal(gold_rows:Sequence[Sequence], # rows of the gold query (as written)
                           predicted_rows:Sequence[Sequence], # rows of the candidate query (as written)
                          )->bool:
@@ -149,6 +156,7 @@ def _canonical_value(value):
     if isinstance(value, float) and value.is_integer(): return int(value)
     return value
 
+# %% ../nbs/06_match.ipynb #3bfc2aa3
 def result_key(rows:Sequence[Sequence], # rows of a result
                length:int=16, # hex characters kept
                ordered:bool=False, # True: the rows' order is part of the key

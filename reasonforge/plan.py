@@ -52,6 +52,7 @@ def run_plan(config:str|Path|RunConfig, # a YAML config file, or a checked confi
             "training": {"backend": config.training.backend, "num_processes": config.training.num_processes,
                          "effective_batch_size": config.training.effective_batch_size, "command": training_launch_command(job, config.training)}}
 
+# %% ../nbs/13d_plan.ipynb #6a45650a
 def format_plan(plan:dict, # from `run_plan`
                )->str:
     "The plan as the lines `reasonforge run --dry-run` prints."

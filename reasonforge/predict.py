@@ -221,6 +221,7 @@ def format_predict_summary(report:dict, # from `predict`
         lines.append(f"self-consistency@{summary['k']}: {summary['self_consistency_accuracy']:.3f}   pass@{summary['k']}: {summary['pass_at_k'] or 0:.3f}")
     return "\n".join(lines)
 
+# %% ../nbs/10a_predict.ipynb #fab734c5
 def _predict_command(args)->int:
     report = predict(args.model, args.out, args.split, args.spider_dir, args.subset, args.seed, args.k, args.temperature,
                      args.sampling_seed, args.max_tokens, args.adapter, args.backend, args.keep_distinct, args.timeout, progress=True,
@@ -231,6 +232,7 @@ def _predict_command(args)->int:
     print(f"wrote {', '.join(written)} in {args.out}")
     return 0
 
+# %% ../nbs/10a_predict.ipynb #69b5abb2
 def add_predict_command(subparsers, # from `argparse.ArgumentParser.add_subparsers`
                        ):
     "Add `reasonforge predict` to the command line."
@@ -265,6 +267,7 @@ class QuestionList:
     split:str # 'train', or 'dev' when dev questions were allowed explicitly
     indices:list # question indices in that split, sorted
 
+# %% ../nbs/10a_predict.ipynb #04b970a5
 def _read_question_file(path:Path)->tuple[str, list]:
     "(kind, [(index, db_id or None, scored, wrong, samples correct or None)]) of a questions file."
     try: text = path.read_text(encoding="utf-8")
@@ -288,6 +291,7 @@ def _read_question_file(path:Path)->tuple[str, list]:
         return "training set", [(i, db_id, True, None, 0 if i in gold else 1) for i, db_id in sorted({(r["question_index"], r.get("db_id")) for r in data})]
     raise ReasonForgeError(f"{path}: neither a report.json, a run's verdicts.jsonl or train.jsonl, nor a list of question indices")
 
+# %% ../nbs/10a_predict.ipynb #eb0901bd
 def questions_from_file(path:str|Path, # report.json, verdicts.jsonl, a harvest train.jsonl, or a list of indices
                         only:str="all", # all, wrong (report.json) or unsolved (0/k: predict report with k > 1, verdicts, train.jsonl)
                         spider_dir:str|Path|None=None, # Spider folder or zip (None: `find_spider_dir()`)

@@ -24,11 +24,13 @@ def user_message(schema:str, # the database schema text (`SpiderDataset.schema_p
     "The user turn: schema, then the question, then `SQL:`."
     return f"{schema.strip()}\n\nQuestion: {question.strip()}\nSQL:"
 
+# %% ../nbs/03_prompt.ipynb #58b76f9f
 def answer_text(sql:str, # the assistant's query
                )->str:
     "The assistant turn for a known query (training targets), in the form generation produces."
     return f"{RESPONSE_PREFIX}{sql.strip()}\n{RESPONSE_STOP[0]}"
 
+# %% ../nbs/03_prompt.ipynb #c766efac
 def prompt_messages(schema:str, # the database schema text (`SpiderDataset.schema_prompt`)
                     question:str, # the natural-language question
                     answer_sql:str|None=None, # when given, the assistant turn holding this query is appended
@@ -38,6 +40,7 @@ def prompt_messages(schema:str, # the database schema text (`SpiderDataset.schem
     if answer_sql is not None: messages.append({"role": "assistant", "content": answer_text(answer_sql)})
     return messages
 
+# %% ../nbs/03_prompt.ipynb #938ed7ea
 def prompt_text(tokenizer, # a Hugging Face tokenizer with a chat template
                 schema:str, # the database schema text
                 question:str, # the natural-language question
@@ -46,6 +49,7 @@ def prompt_text(tokenizer, # a Hugging Face tokenizer with a chat template
     rendered = tokenizer.apply_chat_template(prompt_messages(schema, question), tokenize=False, add_generation_prompt=True)
     return rendered + RESPONSE_PREFIX
 
+# %% ../nbs/03_prompt.ipynb #23323851
 def question_messages(dataset, # a `SpiderDataset`
                       question, # one of its `Question`s
                       answer_sql:str|None=None, # when given, the assistant turn holding this query is appended
@@ -66,6 +70,7 @@ _PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 def _name(name:str)->str: return name if _PLAIN.fullmatch(name) else '"' + name.replace('"', '""') + '"'
 
+# %% ../nbs/03_prompt.ipynb #6bce78af
 def compact_schema(schema, # a `reasonforge.data.TableSchema`
                   )->str:
     "The shortest schema text: a `table(column, ...)` line per table, then the foreign keys as `a.x = b.y`."
@@ -87,6 +92,7 @@ class SchemaFit:
     @property
     def fits(self)->bool: return self.budget is None or self.tokens <= self.budget
 
+# %% ../nbs/03_prompt.ipynb #7e063dfb
 def fit_schema(dataset, # a `SpiderDataset`
                question, # one of its `Question`s
                count_tokens, # messages -> prompt tokens (e.g. `chat_token_counter(tokenizer)`)
@@ -99,6 +105,7 @@ def fit_schema(dataset, # a `SpiderDataset`
         if budget is None or tokens <= budget: break
     return SchemaFit(text, level, tokens, budget)
 
+# %% ../nbs/03_prompt.ipynb #1e8d345a
 def chat_token_counter(tokenizer, # a Hugging Face tokenizer with a chat template
                       ):
     "A counter of the tokens a model reads for a prompt: its chat template with the answer opened (`prompt_text`)."
@@ -141,12 +148,14 @@ def split_statements(sql:str, # text holding one or more SQL statements
     statements.append(sql[start:])
     return [s.strip() for s in statements if s.strip()]
 
+# %% ../nbs/03_prompt.ipynb #5ee5cb85
 def _first_query(text:str)->str:
     "The first statement of `text` that is a query (starts with SELECT or WITH), or ''."
     for statement in split_statements(text):
         if _QUERY_START.match(statement): return statement
     return ""
 
+# %% ../nbs/03_prompt.ipynb #e8489cc3
 def _query_from(text:str, start:int, inline:bool)->str:
     "The query that starts at `start`: up to a closing fence, blank line or (inline code) closing backtick."
     rest = text[start:]
@@ -156,6 +165,7 @@ def _query_from(text:str, start:int, inline:bool)->str:
     if inline and (position := rest.find("`")) >= 0: ends.append(position)
     return _first_query(rest[:min(ends)])
 
+# %% ../nbs/03_prompt.ipynb #920f8b4a
 def extract_sql(response:str, # the model's answer (the text after the prompt)
                )->str:
     "The first SQL query in a model's answer, without the trailing semicolon; '' when it holds none."

@@ -37,12 +37,14 @@ def ensure_kernel(name:str=KERNEL_NAME, # Jupyter kernel name
         logger.warning("kernel %r runs %s, not this environment's Python (%s)", name, spec.argv[0], sys.executable)
     return name
 
+# %% ../nbs/12_report.ipynb #c851c57c
 def _kernel_manager_config():
     "Settings for the kernel manager: CurveZMQ keys for the kernel's sockets when pyzmq has them (ipykernel then does not warn about plain TCP)."
     import zmq
     from traitlets.config import Config
     return Config({"KernelManager": {"transport_encryption": "auto"}}) if zmq.has("curve") else Config()
 
+# %% ../nbs/12_report.ipynb #c99651a2
 @contextlib.contextmanager
 def _environment(values:dict):
     "Set environment variables for the duration of a block (a kernel inherits them), then restore them."
@@ -82,6 +84,7 @@ class NotebookRun:
     error:str|None # the failure, one line, when not ok
     wall_s:float # seconds spent executing
 
+# %% ../nbs/12_report.ipynb #bc01fa72
 def execute_notebook(template:str|Path, # notebook with a cell tagged `parameters`
                      output:str|Path, # where the executed notebook goes
                      parameters:dict|None=None, # values injected after the `parameters` cell
@@ -134,6 +137,7 @@ def decoding_label(decoding:str, # one of `DECODINGS`
     k = (summary or {}).get("k", "k")
     return {"greedy": "greedy", "self_consistency": f"SC@{k}", "pass_at_k": f"pass@{k}"}[decoding]
 
+# %% ../nbs/12_report.ipynb #278f9d6f
 def accuracy_table(evaluations:dict, # stage label -> its evaluation (`greedy`, `self_consistency`, `pass_at_k` summaries)
                    lenient:bool=True, # add the lenient columns where they were computed
                   ):
@@ -154,6 +158,7 @@ def accuracy_table(evaluations:dict, # stage label -> its evaluation (`greedy`, 
         rows[label] = row
     return pd.DataFrame.from_dict(rows, orient="index")
 
+# %% ../nbs/12_report.ipynb #c1823ceb
 def hardness_table(evaluations:dict, # stage label -> its evaluation
                    decoding:str="greedy", # which decoding's accuracy
                   ):
@@ -195,6 +200,7 @@ def iteration_table(iterations:list, # per iteration: dict with iteration, harve
         rows[f"iteration {record['iteration']}"] = row
     return pd.DataFrame.from_dict(rows, orient="index")
 
+# %% ../nbs/12_report.ipynb #c5194867
 def stage_time_table(stages:list, # `stage.json` contents (stage, wall_s, attempts, ...)
                     ):
     "Wall time per stage in seconds and minutes, with the number of attempts it took."
@@ -210,6 +216,7 @@ def _figure(width:float=7.0, height:float=3.6):
     figure = Figure(figsize=(width, height), layout="constrained")
     return figure, figure.add_subplot()
 
+# %% ../nbs/12_report.ipynb #95141176
 def plot_accuracy(evaluations:dict, # stage label -> its evaluation
                   lenient:bool=False, # dashed lines for the lenient check
                  ):
@@ -230,6 +237,7 @@ def plot_accuracy(evaluations:dict, # stage label -> its evaluation
     axes.set_title("Dev accuracy per stage"); axes.legend(loc="best", fontsize="small")
     return figure
 
+# %% ../nbs/12_report.ipynb #01d7c208
 def plot_hardness(evaluations:dict, # stage label -> its evaluation
                   decoding:str="greedy", # which decoding
                  ):
@@ -247,6 +255,7 @@ def plot_hardness(evaluations:dict, # stage label -> its evaluation
     axes.legend(loc="best", fontsize="small")
     return figure
 
+# %% ../nbs/12_report.ipynb #e35c4173
 def plot_coverage(iterations:list, # per iteration: dict with iteration and harvest (stats with coverage)
                  ):
     "Train coverage (pass@1, pass@k, %) per iteration, with bars for questions that got gold injected."
@@ -270,6 +279,7 @@ def plot_coverage(iterations:list, # per iteration: dict with iteration and harv
     axes.set_title("Train coverage and gold injection")
     return figure
 
+# %% ../nbs/12_report.ipynb #c65706f9
 def plot_stage_times(stages:list, # `stage.json` contents (stage, wall_s)
                     ):
     "Wall time per stage (minutes), as horizontal bars in run order."

@@ -29,6 +29,7 @@ def stage_predictions(run:Run, # the run
     "A stage's dev predictions, read from its `evaluate/predictions.jsonl`."
     return [DevPrediction.from_json(row) for row in read_jsonl(run.folder/stage/"evaluate"/"predictions.jsonl")]
 
+# %% ../nbs/13c_results.ipynb #4329dc87
 def dev_values(rows:list[DevPrediction], # a stage's dev predictions
               )->dict[str, list]:
     "Per metric, one value per question (None when excluded); metrics the stage did not compute are left out."
@@ -83,6 +84,7 @@ def library_versions()->dict:
         except importlib.metadata.PackageNotFoundError: return None
     return {name: version(name) for name in PROVENANCE_PACKAGES}
 
+# %% ../nbs/13c_results.ipynb #b100a718
 def code_commit()->dict|None:
     "The git commit of the package's checkout and whether it had uncommitted changes (None outside a git checkout)."
     checkout = Path(reasonforge.__file__).resolve().parent.parent
@@ -101,6 +103,7 @@ def stage_order(run:Run, # the run
     "The stages a run evaluates on dev, in run order."
     return ["baseline"] + (["sft"] if run.config.sft_baseline else []) + [f"iteration_{i}" for i in range(1, run.config.iterations + 1)]
 
+# %% ../nbs/13c_results.ipynb #d1b6e293
 def results_document(run:Run, # the run
                      iterations:int=10_000, # bootstrap resamples of the comparisons
                     )->dict:
@@ -115,6 +118,7 @@ def results_document(run:Run, # the run
             "comparisons": [c.to_json() for c in stage_comparisons(values, iterations=iterations)],
             "config": config_to_dict(run.config), "commit": code_commit(), "versions": library_versions()}
 
+# %% ../nbs/13c_results.ipynb #0a4a1b82
 def write_results(run:Run, # the run
                   path:str|Path, # where to write it (the runner: reports/<run>/results.json)
                  )->Path:
@@ -128,11 +132,13 @@ def _interval_text(entry:dict)->str:
     lo, hi = entry["ci95"]
     return f"{100 * entry['accuracy']:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}]"
 
+# %% ../nbs/13c_results.ipynb #af1118dd
 def in_run_order(stages) -> list[str]:
     "Stage names in run order (baseline, sft, iteration_1, iteration_2, ...), whatever order a JSON file keeps them in."
     def position(stage): return (0, 0) if stage == "baseline" else (1, 0) if stage == "sft" else (2, int(stage.rsplit("_", 1)[-1]))
     return sorted(stages, key=position)
 
+# %% ../nbs/13c_results.ipynb #2e3a041e
 def interval_table(document:dict, # a `results.json` document
                   ):
     "A DataFrame of dev accuracies with 95% intervals: one row per stage in run order, one column per metric, plus n."
@@ -147,6 +153,7 @@ def interval_table(document:dict, # a `results.json` document
         rows[stage] = row
     return pd.DataFrame.from_dict(rows, orient="index")
 
+# %% ../nbs/13c_results.ipynb #7b9af7e9
 def comparison_sentences(document:dict, # a `results.json` document
                          alpha:float=0.05, # significance level the sentences use
                         )->list[str]:

@@ -62,6 +62,7 @@ def _append_stage_log(run_dir:Path, info:dict):
     with open(path, "a", encoding="utf-8") as log:
         log.write(("\n" if torn else "") + json.dumps({key: info[key] for key in ("stage", "wall_s", "attempts", "finished")}) + "\n")
 
+# %% ../nbs/13b_run_folder.ipynb #0eb55a98
 @contextlib.contextmanager
 def output_to(path:str|Path, # log file (appended)
              ):
@@ -80,7 +81,6 @@ def output_to(path:str|Path, # log file (appended)
         os.dup2(saved[0], 1); os.dup2(saved[1], 2)
         os.close(saved[0]); os.close(saved[1])
 
-
 # %% ../nbs/13b_run_folder.ipynb #d1ce758e
 _HASHED_UP_TO = 256 << 20 # outputs up to this size get a SHA-256 in stage.json; bigger ones (merged weights) the hash of their ends
 _END_CHUNK = 4 << 20 # bytes hashed at each end of a bigger output
@@ -93,15 +93,18 @@ def _ends_sha256(path:Path, size:int)->str:
         f.seek(max(size - _END_CHUNK, 0)); digest.update(f.read(_END_CHUNK))
     return digest.hexdigest()
 
+# %% ../nbs/13b_run_folder.ipynb #3cec1ade
 def _file_record(path:Path)->dict:
     "What `stage.json` keeps of an output: its size and SHA-256 (of its two ends when it is over `_HASHED_UP_TO`)."
     size = path.stat().st_size
     return {"size": size, "sha256": sha256_file(path)} if size <= _HASHED_UP_TO else {"size": size, "ends_sha256": _ends_sha256(path, size)}
 
+# %% ../nbs/13b_run_folder.ipynb #5bc92c7f
 def _output_records(folder:Path)->dict:
     "The record of every file a stage wrote (relative path -> size and checksum)."
     return {str(path.relative_to(folder)): _file_record(path) for path in sorted(folder.rglob("*")) if path.is_file() and path.name != STAGE_FILE}
 
+# %% ../nbs/13b_run_folder.ipynb #018364cd
 def _read_stage(run_dir:Path, name:str)->tuple:
     "A stage's `stage.json` as (info, None), (None, why it cannot be trusted), or (None, None) when there is none."
     marker = Path(run_dir)/name/STAGE_FILE
@@ -112,6 +115,7 @@ def _read_stage(run_dir:Path, name:str)->tuple:
         return None, f"{marker} is not the record of stage {name}"
     return info, None
 
+# %% ../nbs/13b_run_folder.ipynb #c6429eed
 def _damaged_output(run_dir:Path, name:str, info:dict)->str|None:
     "The first output of a finished stage that differs from the size or checksum its `stage.json` recorded, or None."
     folder = Path(run_dir)/name
@@ -125,6 +129,7 @@ def _damaged_output(run_dir:Path, name:str, info:dict)->str|None:
             return f"{path} differs from the checksum of its first and last {_END_CHUNK >> 20} MiB in {STAGE_FILE}"
     return None
 
+# %% ../nbs/13b_run_folder.ipynb #e139cb5e
 def stage_info(run_dir:str|Path, # the run folder
                name:str, # stage name, e.g. "iteration_1/sample"
               )->dict|None:
@@ -141,6 +146,7 @@ def _recorded(run_dir:Path, path:Path)->dict|None:
             return (info or {}).get("outputs", {}).get(str(path.relative_to(folder)))
     return None
 
+# %% ../nbs/13b_run_folder.ipynb #1561688d
 def input_records(run_dir:str|Path, # the run folder
                   inputs, # files of finished stages that a stage reads (files outside the run folder are not tracked)
                  )->dict:
@@ -149,6 +155,7 @@ def input_records(run_dir:str|Path, # the run folder
     paths = sorted({Path(p).resolve() for p in inputs} - {None})
     return {str(p.relative_to(run_dir)): _recorded(run_dir, p) for p in paths if p.is_relative_to(run_dir)}
 
+# %% ../nbs/13b_run_folder.ipynb #d6f91757
 def _changed_input(run_dir:Path, info:dict, inputs)->str|None:
     "The first input of a finished stage whose record differs from the one it was computed from, or None."
     if "inputs" not in info: return None # a stage committed before inputs were recorded
@@ -157,6 +164,7 @@ def _changed_input(run_dir:Path, info:dict, inputs)->str|None:
         if now.get(key) != info["inputs"].get(key): return f"its input {Path(run_dir)/key} changed since it ran"
     return None
 
+# %% ../nbs/13b_run_folder.ipynb #d0158cdf
 def stage_is_current(run_dir:str|Path, # the run folder
                      name:str, # stage name
                      inputs=(), # the files it reads (see `input_records`)
@@ -165,6 +173,7 @@ def stage_is_current(run_dir:str|Path, # the run folder
     info = stage_info(run_dir, name)
     return info is not None and _changed_input(Path(run_dir).resolve(), info, inputs) is None
 
+# %% ../nbs/13b_run_folder.ipynb #72211a07
 def redo_damaged_stages(run_dir:str|Path, # the run folder
                         names:list, # the stages to check, e.g. every stage a run reads
                        )->dict:
@@ -237,6 +246,7 @@ def _started_config(folder:Path)->dict|None:
     logger.warning("%s is damaged (%s): using the snapshot %s instead", resolved, problem, snapshot)
     return values
 
+# %% ../nbs/13b_run_folder.ipynb #07b646de
 def select_questions(questions:list, # a split's questions, in file order
                      subset:SubsetConfig, # which of them
                      where:str, # config key, for error messages
@@ -250,6 +260,7 @@ def select_questions(questions:list, # a split's questions, in file order
     if subset.size > len(questions): raise ReasonForgeError(f"{where}.size: {subset.size} is more than the {len(questions)} questions of the split")
     return [questions[i] for i in sorted(random.Random(subset.seed).sample(range(len(questions)), subset.size))]
 
+# %% ../nbs/13b_run_folder.ipynb #86df3724
 class Run:
     "A run folder and its config: where every stage reads and writes."
     def __init__(self, folder:str|Path, # the run folder
@@ -350,6 +361,7 @@ def _question_source(config:RunConfig)->dict:
     return {"from_file": str(Path(subset.from_file).resolve()), "sha256": sha256_file(subset.from_file), "kind": chosen.kind,
             "only": chosen.only, "split": chosen.split, "questions": len(chosen.indices), "indices": chosen.indices}
 
+# %% ../nbs/13b_run_folder.ipynb #3a8d44a4
 @patch
 def train_questions(self:Run)->dict|None:
     "Where the run's training questions come from when `train_subset.from_file` names them (None otherwise); checked once."
@@ -370,6 +382,7 @@ def train_questions(self:Run)->dict|None:
             self._train_source = source
     return self._train_source
 
+# %% ../nbs/13b_run_folder.ipynb #cfba9622
 DEV_TRAINED = "**This run trained on Spider dev questions** (`train_on_dev_questions: true`): every dev figure below is contaminated, it measures memory of the test set, not skill."
 
 @patch
@@ -378,6 +391,7 @@ def trained_on_dev(self:Run)->bool:
     source = self.train_questions()
     return source is not None and source["split"] == "dev"
 
+# %% ../nbs/13b_run_folder.ipynb #c35dafb6
 @patch
 def provenance(self:Run)->str:
     "One line for the reports: the model the run starts from and where its training questions come from."
@@ -388,6 +402,7 @@ def provenance(self:Run)->str:
     else: questions = f"train questions: {source['questions']} ({source['only']}) of {source['split']} from the {source['kind']} `{source['from_file']}`"
     return f"{start} · {questions}"
 
+# %% ../nbs/13b_run_folder.ipynb #d6259dcc
 DEV_CONTAMINATED = " (dev-contaminated)"
 
 @patch
@@ -403,6 +418,7 @@ def write_jsonl(path:str|Path, # file to write (atomically)
     "Write rows as JSON lines, atomically."
     return atomic_write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
 
+# %% ../nbs/13b_run_folder.ipynb #919f6d1d
 def read_jsonl(path:str|Path, # a JSON-lines file
               )->list:
     "The rows of a JSON-lines file."
@@ -417,7 +433,6 @@ def read_jsonl(path:str|Path, # a JSON-lines file
                                    f"run the same `reasonforge run` command again: it checks every finished stage and redoes the one that wrote it") from None
     return rows
 
-
 # %% ../nbs/13b_run_folder.ipynb #f6562079
 def notebook_template(name:str, # "iteration" or "summary"
                      )->Path:
@@ -429,6 +444,7 @@ def notebook_template(name:str, # "iteration" or "summary"
         raise ReasonForgeError(f"report notebook {path} not found: run from a source checkout, or set REASONFORGE_NOTEBOOKS to its nbs/ folder")
     return path
 
+# %% ../nbs/13b_run_folder.ipynb #b2c82ac4
 FIXTURE_RUN = "fixtures/tiny-run"
 def demo_run_dir()->Path:
     "A fresh temporary copy of the bundled finished tiny run (`nbs/fixtures/tiny-run`)."

@@ -101,6 +101,7 @@ def _decode_ignoring_errors(data:bytes)->str:
     "The official text factory: UTF-8, silently dropping undecodable bytes."
     return data.decode(errors="ignore")
 
+# %% ../nbs/06b_sandbox.ipynb #dc71a68c
 class WorkerSession:
     "What one worker process keeps: open connections, the gold-result cache and the running statement's deadline."
     def __init__(self, memory_limit_mb:int=2048, # memory budget of the process

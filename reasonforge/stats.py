@@ -44,6 +44,7 @@ class Accuracy:
         lo, hi = self.ci95
         return f"{100 * self.rate:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}] (n={self.n})"
 
+# %% ../nbs/10b_stats.ipynb #0c8bd841
 def accuracy_of(flags:list, # one right/wrong flag per scored question (None: not scored, left out)
                )->Accuracy:
     "The `Accuracy` of a list of flags, leaving out questions that were not scored."
@@ -57,11 +58,13 @@ def _two_sided_binomial(k:int, n:int)->float:
     k = min(k, n - k)
     return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n)
 
+# %% ../nbs/10b_stats.ipynb #e69aaddd
 def _paired(before:list, after:list)->list[tuple]:
     "The (before, after) pairs where both stages scored the question."
     if len(before) != len(after): raise ReasonForgeError(f"paired values need the same questions: {len(before)} against {len(after)}")
     return [(b, a) for b, a in zip(before, after) if b is not None and a is not None]
 
+# %% ../nbs/10b_stats.ipynb #82dd4ffe
 def exact_mcnemar(before:list, # right/wrong per question for the first stage (None: not scored)
                   after:list, # the same questions for the second stage
                  )->tuple[int, int, float]:
@@ -113,6 +116,7 @@ class Comparison:
         if self.p_value < alpha: return f"{change}: a {'gain' if self.delta > 0 else 'loss'} that noise alone would rarely give (p < {alpha})."
         return f"{change}: not distinguishable from noise at the {alpha:.0%} level."
 
+# %% ../nbs/10b_stats.ipynb #5d02350e
 def compare(a:str, # name of the earlier stage
             b:str, # name of the later stage
             metric:str, # what the values measure
@@ -141,6 +145,7 @@ def comparison_pairs(stages:list[str], # stage names in run order, "baseline" fi
     pairs += [(a, b) for a, b in zip(iterations, iterations[1:])]
     return pairs
 
+# %% ../nbs/10b_stats.ipynb #64680816
 def stage_comparisons(values:dict[str, dict[str, list]], # stage -> metric -> per-question values (same questions, same order)
                       iterations:int=10_000, # bootstrap resamples
                       seed:int=0, # bootstrap seed

@@ -115,6 +115,7 @@ def _end_of_turn(tokenizer, prompt_messages:list, answer:str)->str:
                                "generation prompt; loss masking needs a template where it does")
     return full[len(prompt) + len(answer):].rstrip() or tokenizer.eos_token
 
+# %% ../nbs/09_train.ipynb #acfae199
 def tokenize_row(row:dict, # chat-format row: messages ending with the assistant's answer
                  tokenizer, # the model's tokenizer (with a chat template)
                  max_length:int|None=None, # None: no limit
@@ -132,6 +133,7 @@ def tokenize_row(row:dict, # chat-format row: messages ending with the assistant
     if max_length is not None and len(prompt_ids) + len(answer_ids) > max_length: return None
     return {"input_ids": prompt_ids + answer_ids, "labels": [IGNORE_INDEX] * len(prompt_ids) + answer_ids}
 
+# %% ../nbs/09_train.ipynb #bc33f54a
 def tokenize_rows(rows:list, # chat-format rows
                   tokenizer, # the model's tokenizer
                   max_length:int|None=None, # rows longer than this are dropped
@@ -157,22 +159,26 @@ def _library_versions()->dict:
         except PackageNotFoundError: versions[name] = None
     return versions
 
+# %% ../nbs/09_train.ipynb #33010fad
 def _peak_rss_mb()->float:
     "Peak resident memory of this process in MiB."
     import resource
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
+# %% ../nbs/09_train.ipynb #e261f498
 def _gpu_peak_memory_mb()->dict:
     "This process's peak GPU memory in MiB (`torch.cuda.max_memory_allocated` and `max_memory_reserved`), None without a GPU."
     import torch
     if not torch.cuda.is_available(): return {"peak_gpu_allocated_mb": None, "peak_gpu_reserved_mb": None}
     return {"peak_gpu_allocated_mb": torch.cuda.max_memory_allocated() / 2**20, "peak_gpu_reserved_mb": torch.cuda.max_memory_reserved() / 2**20}
 
+# %% ../nbs/09_train.ipynb #f910f006
 def _training_device()->str|None:
     "The GPU this process trains on (`cuda:LOCAL_RANK` under a DDP launch), None on a CPU."
     import torch
     return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else None
 
+# %% ../nbs/09_train.ipynb #48d6cf3a
 _PIP_NAMES = {"cut_cross_entropy": "cut-cross-entropy", "unsloth_zoo": "unsloth_zoo", "PIL": "pillow", "yaml": "pyyaml"}
 
 def _missing_package(error:BaseException)->str|None:
@@ -191,6 +197,7 @@ def _missing_package(error:BaseException)->str|None:
         error = error.__cause__ or error.__context__
     return None
 
+# %% ../nbs/09_train.ipynb #ee440c33
 def _unsloth_error(what:str, error:BaseException)->ReasonForgeError:
     "A user error for Unsloth failing: the missing package by name when that is the cause, else the error and the way out."
     missing = _missing_package(error)
@@ -199,6 +206,7 @@ def _unsloth_error(what:str, error:BaseException)->ReasonForgeError:
                                 f"the [gpu] extra brings it: pip install 'reasonforge[gpu]')")
     return ReasonForgeError(f"Unsloth {what} ({type(error).__name__}: {error}); train with backend='peft' instead")
 
+# %% ../nbs/09_train.ipynb #2d73e037
 def _torch_dtype(settings:TrainSettings):
     "The dtype the trainable model is loaded in."
     import torch
@@ -206,6 +214,7 @@ def _torch_dtype(settings:TrainSettings):
     if torch.cuda.is_available() and torch.cuda.is_bf16_supported(): return torch.bfloat16
     return torch.float32
 
+# %% ../nbs/09_train.ipynb #585a32a7
 def _load_for_training(base_model:Path, settings:TrainSettings):
     "The base model with fresh LoRA adapters, and its tokenizer."
     import torch
@@ -239,6 +248,7 @@ def _load_for_training(base_model:Path, settings:TrainSettings):
                         target_modules=list(settings.target_modules), bias="none", task_type="CAUSAL_LM")
     return get_peft_model(model, config), tokenizer
 
+# %% ../nbs/09_train.ipynb #66b80441
 def _trainer_class(settings:TrainSettings):
     "TRL's SFTTrainer, with the model's own loss where TRL's Triton loss kernel cannot run (CPU, plain PEFT)."
     import torch
@@ -253,6 +263,7 @@ def _trainer_class(settings:TrainSettings):
             return Trainer.compute_loss(self, model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
     return CPUSFTTrainer
 
+# %% ../nbs/09_train.ipynb #4868e76a
 class _CountingCollator:
     "Wraps a data collator and records the real (non-padding) tokens of each batch it builds, in order."
     def __init__(self, collator): self.collator, self.batch_tokens = collator, []
@@ -260,6 +271,7 @@ class _CountingCollator:
         self.batch_tokens.append(sum(len(example["input_ids"]) for example in examples))
         return self.collator(examples)
 
+# %% ../nbs/09_train.ipynb #47f77e13
 def _step_timer(counter:_CountingCollator, batches_per_step:int):
     "A trainer callback recording each optimizer step's seconds, tokens and learning rate (for throughput without start-up costs)."
     from transformers import TrainerCallback
@@ -277,12 +289,14 @@ def _step_timer(counter:_CountingCollator, batches_per_step:int):
             self.last = now
     return StepTimer()
 
+# %% ../nbs/09_train.ipynb #68cec83c
 def _umask_modes(folder:Path):
     "Give a saved model's files the mode the umask gives any new file: safetensors writes its weights private (0600)."
     mask = os.umask(0o022); os.umask(mask) # the only portable way to read the umask
     for path in folder.rglob("*"):
         if path.is_file() and not path.is_symlink(): path.chmod(0o666 & ~mask)
 
+# %% ../nbs/09_train.ipynb #c5013d9b
 def _merge(base_model:Path, adapter_dir:Path, merged_dir:Path):
     "Load the base model in its own dtype, apply the adapter, merge, and save a full model folder."
     from peft import PeftModel
@@ -292,6 +306,7 @@ def _merge(base_model:Path, adapter_dir:Path, merged_dir:Path):
     merged.save_pretrained(merged_dir)
     AutoTokenizer.from_pretrained(adapter_dir).save_pretrained(merged_dir)
 
+# %% ../nbs/09_train.ipynb #f68ad636
 def last_complete_checkpoint(checkpoints:Path, # the trainer's output folder of `checkpoint-N` folders
                             )->Path|None:
     "The newest checkpoint the trainer finished writing; partial ones (a kill during saving) are removed."
@@ -307,11 +322,13 @@ def last_complete_checkpoint(checkpoints:Path, # the trainer's output folder of 
             shutil.rmtree(checkpoint, ignore_errors=True)
     return None
 
+# %% ../nbs/09_train.ipynb #ec5e22ed
 def _replace_folder(tmp:Path, final:Path):
     "Move a completely written folder into place."
     if final.exists(): shutil.rmtree(final)
     tmp.rename(final)
 
+# %% ../nbs/09_train.ipynb #81b5c0d7
 USER_ERROR_EXIT_CODE = 3
 
 PARENT_VARIABLE = "REASONFORGE_TRAINING_PARENT" # the process a training child must not outlive
@@ -329,12 +346,14 @@ def run_training_job(job_path:str|Path, # job.json written by `start_training`
         atomic_write_json(Path(job["output_dir"])/"train_error.json", {"message": str(error)})
         raise SystemExit(USER_ERROR_EXIT_CODE)
 
+# %% ../nbs/09_train.ipynb #b4aa9e7f
 def _import_unsloth():
     "Import Unsloth before transformers, TRL and PEFT (it patches them); vLLM is blocked first."
     sys.modules.setdefault("vllm", None)  # never needed for training; its kernels crash on CPUs without AVX-512
     try: import unsloth  # noqa: F401
     except Exception as error: raise _unsloth_error("cannot start here", error) from error
 
+# %% ../nbs/09_train.ipynb #2012ea14
 def _run_training_job(job:dict):
     "The body of `run_training_job`."
     settings = TrainSettings(**job["settings"])
@@ -413,6 +432,7 @@ def _weights_sha256(model_dir:Path)->str:
     if not files: raise ReasonForgeError(f"{model_dir}: no weight files (*.safetensors, *.bin)")
     return stable_hash({p.name: sha256_file(p) for p in files}, length=64)
 
+# %% ../nbs/09_train.ipynb #b01d50b8
 def _prepare_job(base_model, training_set, output_dir, settings:TrainSettings)->dict:
     "Check the inputs and describe the job."
     base_model, training_set, output_dir = Path(base_model).resolve(), Path(training_set).resolve(), Path(output_dir).resolve()
@@ -431,6 +451,7 @@ def _prepare_job(base_model, training_set, output_dir, settings:TrainSettings)->
     job["job_hash"] = stable_hash(hashed)
     return job
 
+# %% ../nbs/09_train.ipynb #1d08fcea
 def training_launch_command(job_path:str|Path, # the job file `start_training` writes (output_dir/job.json)
                             settings:TrainSettings, # the run's settings (num_processes)
                            )->list[str]:
@@ -441,6 +462,7 @@ def training_launch_command(job_path:str|Path, # the job file `start_training` w
     return [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(settings.num_processes), "--num_machines", "1",
             "--multi_gpu", "--mixed_precision", "no", "--dynamo_backend", "no", str(entry)]
 
+# %% ../nbs/09_train.ipynb #eacaff3c
 def start_training(base_model:str|Path, # the base model's Hugging Face folder (never a fine-tuned one)
                    training_set:str|Path, # chat-format JSONL from `reasonforge.harvest.write_training_set`
                    output_dir:str|Path, # gets checkpoints/, adapter/, merged/, train.log, training_info.json
@@ -468,6 +490,7 @@ def start_training(base_model:str|Path, # the base model's Hugging Face folder (
                 settings.num_processes, "es" if settings.num_processes > 1 else "", output_dir)
     return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
 
+# %% ../nbs/09_train.ipynb #ad654a73
 def wait_for_training(process:subprocess.Popen, # from `start_training`
                       output_dir:str|Path, # the same output folder
                      )->dict:
@@ -483,6 +506,7 @@ def wait_for_training(process:subprocess.Popen, # from `start_training`
         raise RuntimeError(f"training failed (exit code {code}); the end of {output_dir/'train.log'}:\n{tail}")
     return json.loads((output_dir/"training_info.json").read_text())
 
+# %% ../nbs/09_train.ipynb #fec72af1
 def train_lora(base_model:str|Path, # the base model's Hugging Face folder (never a fine-tuned one)
                training_set:str|Path, # chat-format JSONL from `reasonforge.harvest.write_training_set`
                output_dir:str|Path, # gets checkpoints/, adapter/, merged/, train.log, training_info.json
