@@ -9,7 +9,8 @@ from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
-import reasonforge
+from fastcore.basics import patch
+
 from .core import ReasonForgeError, cache_dir, sha256_file
 
 # %% auto #0
@@ -27,22 +28,17 @@ def downloaded_spider_dir()->Path:
     return cache_dir()/DOWNLOAD_FOLDER/"spider_data"
 
 # %% ../nbs/01_data.ipynb #ee04ab05
-def find_spider_dir(start:str|Path|None=None, # folder to search upwards from (default: the current directory)
-                   )->Path:
-    "The Spider folder: `$REASONFORGE_SPIDER_DIR`, else `shared/data/spider` above `start`, the downloaded copy, or above the package."
+def find_spider_dir()->Path:
+    "The Spider folder: `$REASONFORGE_SPIDER_DIR`, else the copy `reasonforge data download` unpacked into the cache."
     if value := os.environ.get(SPIDER_DIR_VARIABLE):
         path = Path(value).expanduser()
         if not (path/"tables.json").is_file():
-            raise ReasonForgeError(f"${SPIDER_DIR_VARIABLE}={value}: no tables.json there; point it at the unpacked Spider folder")
+            raise ReasonForgeError(f"${SPIDER_DIR_VARIABLE}={value}: no tables.json there; "
+                                   "point it at the unpacked Spider folder")
         return path.resolve()
-    start_origin, package_origin = Path(start or Path.cwd()).resolve(), Path(reasonforge.__file__).resolve().parent
-    downloaded = downloaded_spider_dir()
-    candidates = [folder/"shared"/"data"/"spider" for folder in [start_origin, *start_origin.parents]] + [downloaded] + \
-                 [folder/"shared"/"data"/"spider" for folder in [package_origin, *package_origin.parents]]
-    for candidate in candidates:
-        if (candidate/"tables.json").is_file(): return candidate
-    raise ReasonForgeError(f"Spider not found (no shared/data/spider above {start_origin} or {package_origin}, nothing in {downloaded}): "
-                           f"run `reasonforge data download`, or set {SPIDER_DIR_VARIABLE}=/path/to/spider (the folder with tables.json and database/)")
+    if (downloaded_spider_dir()/"tables.json").is_file(): return downloaded_spider_dir()
+    raise ReasonForgeError(f"Spider not found: run `reasonforge data download`, or set {SPIDER_DIR_VARIABLE}="
+                           "/path/to/spider (the folder with tables.json and database/)")
 
 # %% ../nbs/01_data.ipynb #05481949
 def read_json_file(path:str|Path, # JSON file to read
@@ -313,72 +309,87 @@ class SpiderDataset:
                  tables:dict[str, TableSchema], # every schema of tables.json, by db_id
                  database_dir:Path, # folder holding <db_id>/<db_id>.sqlite
                 ):
-        self.root, self.split, self.questions, self.tables, self.database_dir = root, split, questions, tables, database_dir
+        self.root, self.split, self.questions, self.tables = root, split, questions, tables
+        self.database_dir = database_dir
         self._finder = DatabaseFinder(database_dir)
         self._paths = {q.db_id: q.db_path for q in questions}
         self._split_db_ids = sorted(self._paths)
         self._schema_texts = {}
 
-    @classmethod
-    def load(cls, source:str|Path, # Spider folder, or the official Spider zip
-             split:str="dev", # 'dev', 'train' or 'train_others'
-             check_schemas:bool=True, # compare tables.json with each used SQLite file
-            )->SpiderDataset:
-        "Load a split from a Spider folder or zip, checking its files."
-        root = spider_root(source)
-        if split not in SPLIT_FILES: raise ReasonForgeError(f"unknown split '{split}': choose one of {sorted(SPLIT_FILES)}")
-        tables = load_tables(root/"tables.json")
-        if not (root/"database").is_dir(): raise ReasonForgeError(f"{root/'database'}: no such folder; Spider's SQLite files go in database/<db_id>/<db_id>.sqlite")
-        finder = DatabaseFinder(root/"database")
-        split_path = root/SPLIT_FILES[split]
-        questions = _parse_questions(read_json_file(split_path), split_path, split, tables, finder)
-        dataset = cls(root, split, questions, tables, root/"database")
-        if check_schemas: dataset.check_schemas()
-        return dataset
-
-    def database_path(self, db_id:str, # database name from tables.json
-                     )->Path|None:
-        "The SQLite file of `db_id`, or None when it is absent."
-        if db_id not in self.tables: raise ReasonForgeError(f"db_id '{db_id}' is not in {self.root/'tables.json'}")
-        if db_id not in self._paths: self._paths[db_id] = self._finder.find(db_id)
-        return self._paths[db_id]
-
-    def check_schemas(self, db_ids=None, # databases to check (default: those the split uses)
-                     ):
-        "Raise `ReasonForgeError` naming the tables and columns where tables.json and a SQLite file disagree."
-        for db_id in sorted(set(db_ids or self._split_db_ids)):
-            path = self.database_path(db_id)
-            if path is None: continue
-            if problems := schema_mismatches(self.tables[db_id], path):
-                raise ReasonForgeError(f"{self.root/'tables.json'} entry '{db_id}' does not match {path}: " + "; ".join(problems))
-
-    def schema_prompt(self, db_id:str, # database name
-                      values_per_column:int=3, # sample values shown per non-key column (0: none)
-                      max_value_chars:int=40, # longer text values are cut to this
-                     )->str:
-        "The 'cell values' schema text of a database (see `render_schema`), built once per level of detail and kept."
-        key = (db_id, values_per_column, max_value_chars)
-        if key not in self._schema_texts:
-            path = self.database_path(db_id)
-            if path is None: raise ReasonForgeError(f"database '{db_id}' is missing from {self.database_dir}: its questions are excluded")
-            self._schema_texts[key] = render_schema(self.tables[db_id], path, values_per_column, max_value_chars)
-        return self._schema_texts[key]
-
-    @property
-    def usable(self)->list[Question]:
-        "Questions whose database is present."
-        return [q for q in self.questions if not q.excluded]
-
-    @property
-    def excluded(self)->list[Question]:
-        "Questions whose database is absent."
-        return [q for q in self.questions if q.excluded]
-
     def __len__(self): return len(self.questions)
     def __getitem__(self, index): return self.questions[index]
     def __iter__(self): return iter(self.questions)
-    def __repr__(self):
-        return f"SpiderDataset({self.split}: {len(self.questions)} questions, {len(self.excluded)} excluded, {self.root})"
+    def __repr__(self): # the folder's name, not its path: a saved output names no machine's folders
+        return (f"SpiderDataset({self.split}: {len(self.questions)} questions, {len(self.excluded)} excluded, "
+                f"in {self.root.name}/)")
+
+# %% ../nbs/01_data.ipynb #b49b7867
+@patch(cls_method=True)
+def load(cls:SpiderDataset, source:str|Path, # Spider folder, or the official Spider zip
+         split:str="dev", # 'dev', 'train' or 'train_others'
+         check_schemas:bool=True, # compare tables.json with each used SQLite file
+        )->SpiderDataset:
+    "Load a split from a Spider folder or zip, checking its files."
+    root = spider_root(source)
+    if split not in SPLIT_FILES: raise ReasonForgeError(f"unknown split '{split}': choose one of {sorted(SPLIT_FILES)}")
+    tables = load_tables(root/"tables.json")
+    if not (root/"database").is_dir():
+        raise ReasonForgeError(f"{root/'database'}: no such folder; "
+                               "Spider's SQLite files go in database/<db_id>/<db_id>.sqlite")
+    finder = DatabaseFinder(root/"database")
+    split_path = root/SPLIT_FILES[split]
+    questions = _parse_questions(read_json_file(split_path), split_path, split, tables, finder)
+    dataset = cls(root, split, questions, tables, root/"database")
+    if check_schemas: dataset.check_schemas()
+    return dataset
+
+# %% ../nbs/01_data.ipynb #510e48f4
+@patch
+def database_path(self:SpiderDataset, db_id:str, # database name from tables.json
+                 )->Path|None:
+    "The SQLite file of `db_id`, or None when it is absent."
+    if db_id not in self.tables: raise ReasonForgeError(f"db_id '{db_id}' is not in {self.root/'tables.json'}")
+    if db_id not in self._paths: self._paths[db_id] = self._finder.find(db_id)
+    return self._paths[db_id]
+
+# %% ../nbs/01_data.ipynb #70ef0368
+@patch
+def check_schemas(self:SpiderDataset, db_ids=None, # databases to check (default: those the split uses)
+                 ):
+    "Raise `ReasonForgeError` naming the tables and columns where tables.json and a SQLite file disagree."
+    for db_id in sorted(set(db_ids or self._split_db_ids)):
+        path = self.database_path(db_id)
+        if path is None: continue
+        if problems := schema_mismatches(self.tables[db_id], path):
+            raise ReasonForgeError(f"{self.root/'tables.json'} entry '{db_id}' does not match {path}: "
+                                   + "; ".join(problems))
+
+# %% ../nbs/01_data.ipynb #b2cc1781
+@patch
+def schema_prompt(self:SpiderDataset, db_id:str, # database name
+                  values_per_column:int=3, # sample values shown per non-key column (0: none)
+                  max_value_chars:int=40, # longer text values are cut to this
+                 )->str:
+    "The 'cell values' schema text of a database (see `render_schema`), built once per level of detail and kept."
+    key = (db_id, values_per_column, max_value_chars)
+    if key not in self._schema_texts:
+        path = self.database_path(db_id)
+        if path is None:
+            raise ReasonForgeError(f"database '{db_id}' is missing from {self.database_dir}: "
+                                   "its questions are excluded")
+        self._schema_texts[key] = render_schema(self.tables[db_id], path, values_per_column, max_value_chars)
+    return self._schema_texts[key]
+
+# %% ../nbs/01_data.ipynb #b6d59fb6
+@patch(as_prop=True)
+def usable(self:SpiderDataset)->list[Question]:
+    "Questions whose database is present."
+    return [q for q in self.questions if not q.excluded]
+
+@patch(as_prop=True)
+def excluded(self:SpiderDataset)->list[Question]:
+    "Questions whose database is absent."
+    return [q for q in self.questions if q.excluded]
 
 # %% ../nbs/01_data.ipynb #e5c03a86
 def load_spider(source:str|Path, # Spider folder, or the official Spider zip

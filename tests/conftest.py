@@ -1,7 +1,15 @@
-"Shared test settings: which tests start the real engines (vLLM, Unsloth, the real model), and a switch to skip them."
+"Shared test settings: where Spider is, which tests start the real engines (vLLM, Unsloth, the real model), a switch."
 import os
+from pathlib import Path
 
 import pytest
+
+# Spider for every test and notebook: $REASONFORGE_SPIDER_DIR when set (tools/test.sh sets it), else a
+# `shared/data/spider` beside the checkout if there is one. A convenience of this test harness only: the library never
+# looks there (`reasonforge.data.find_spider_dir` reads the variable, then the downloaded copy).
+_BESIDE = Path(__file__).resolve().parents[2]/"shared"/"data"/"spider"
+if not os.environ.get("REASONFORGE_SPIDER_DIR") and (_BESIDE/"tables.json").is_file():
+    os.environ["REASONFORGE_SPIDER_DIR"] = str(_BESIDE)
 
 # The engine tests are part of the suite and run by default (CI included; most of the suite's time on a 2-core CPU).
 # REASONFORGE_ENGINE_TESTS=0 skips them for a quick local pass over everything else.

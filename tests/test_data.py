@@ -4,11 +4,10 @@ from pathlib import Path
 
 import pytest
 
-import reasonforge
 from reasonforge.core import ReasonForgeError
-from reasonforge.data import (SpiderDataset, TableSchema, extract_spider_zip, find_spider_dir, load_spider, load_tables,
-                              read_gold_file, render_schema, sample_values, connect_read_only, schema_mismatches,
-                              spider_root, verify_databases)
+from reasonforge.data import (SpiderDataset, TableSchema, connect_read_only, downloaded_spider_dir, extract_spider_zip,
+                              find_spider_dir, load_spider, load_tables, read_gold_file, render_schema, sample_values,
+                              schema_mismatches, spider_root, verify_databases)
 
 SPIDER = find_spider_dir()
 
@@ -42,19 +41,34 @@ def test_find_spider_dir_from_variable(monkeypatch):
     assert find_spider_dir() == SPIDER.resolve()
 
 
-def test_find_spider_dir_walks_up(tmp_path, monkeypatch):
+def test_find_spider_dir_never_climbs_to_a_shared_folder(tmp_path, monkeypatch):
+    "A `shared/data/spider` above the current folder is this workplace's layout, not a user's: it is never looked at."
     monkeypatch.delenv("REASONFORGE_SPIDER_DIR", raising=False)
     (tmp_path/"shared"/"data"/"spider").mkdir(parents=True)
     (tmp_path/"shared"/"data"/"spider"/"tables.json").write_text("[]")
     (tmp_path/"checkout"/"nbs").mkdir(parents=True)
-    assert find_spider_dir(tmp_path/"checkout"/"nbs") == tmp_path/"shared"/"data"/"spider"
+    monkeypatch.chdir(tmp_path/"checkout"/"nbs")
+    with pytest.raises(ReasonForgeError) as error: find_spider_dir()
+    assert "shared" not in str(error.value)
 
 
-def test_find_spider_dir_not_found(tmp_path, monkeypatch):
+def test_find_spider_dir_not_found_says_what_to_do_in_one_line(monkeypatch):
     monkeypatch.delenv("REASONFORGE_SPIDER_DIR", raising=False)
-    monkeypatch.setattr(reasonforge, "__file__", str(tmp_path/"site"/"reasonforge"/"__init__.py"))
-    with pytest.raises(ReasonForgeError, match="set REASONFORGE_SPIDER_DIR="):
-        find_spider_dir(tmp_path)
+    with pytest.raises(ReasonForgeError, match="run `reasonforge data download`, or set REASONFORGE_SPIDER_DIR=") as error:
+        find_spider_dir()
+    assert len(str(error.value).splitlines()) == 1
+
+
+def test_find_spider_dir_variable_first_then_the_downloaded_copy(tmp_path, monkeypatch):
+    monkeypatch.delenv("REASONFORGE_SPIDER_DIR", raising=False)
+    downloaded = downloaded_spider_dir()  # in this test's cache (`private_cache`)
+    downloaded.mkdir(parents=True)
+    (downloaded/"tables.json").write_text("[]")
+    assert find_spider_dir() == downloaded
+    monkeypatch.setenv("REASONFORGE_SPIDER_DIR", str(SPIDER))
+    assert find_spider_dir() == SPIDER.resolve()
+    monkeypatch.setenv("REASONFORGE_SPIDER_DIR", str(tmp_path/"nowhere"))
+    with pytest.raises(ReasonForgeError, match="no tables.json there"): find_spider_dir()
 
 
 def test_spider_root_accepts_parent_folder(tmp_path):
@@ -99,6 +113,11 @@ def test_dev_and_train_counts():
 
 def test_classmethod_and_function_agree():
     assert SpiderDataset.load(SPIDER, "dev").questions == load_spider(SPIDER).questions
+
+
+def test_repr_names_the_folder_not_its_path(tmp_path):
+    dataset = load_spider(spider_copy(tmp_path/"my-spider"))
+    assert repr(dataset) == "SpiderDataset(dev: 45 questions, 0 excluded, in my-spider/)" and str(tmp_path) not in repr(dataset)
 
 
 @pytest.mark.parametrize("entries, message", [

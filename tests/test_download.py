@@ -4,7 +4,6 @@ from pathlib import Path
 
 import pytest
 
-import reasonforge
 from reasonforge.cli import main
 from reasonforge.core import ReasonForgeError
 from reasonforge.data import downloaded_spider_dir, find_spider_dir, load_spider, verify_databases
@@ -130,9 +129,8 @@ def closed_port()->int:
         s.bind(("127.0.0.1", 0)); return s.getsockname()[1]  # nobody listens here
 
 
-def test_no_spider_and_no_network_ends_with_one_clear_line(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)  # a fresh machine: no shared/ above the current folder nor above the package, an empty cache
-    monkeypatch.setattr(reasonforge, "__file__", str(tmp_path/"site-packages"/"reasonforge"/"__init__.py"))
+def test_no_spider_and_no_network_ends_with_one_clear_line(capsys):
+    # a fresh machine: no variable (`isolated`), an empty cache; a shared/ folder beside the checkout is never looked at
     with pytest.raises(ReasonForgeError, match="run `reasonforge data download`, or set REASONFORGE_SPIDER_DIR="): find_spider_dir()
     assert download("--if-missing", "--url", f"http://127.0.0.1:{closed_port()}/spider_data.zip", "--retries", "0") == 2
     out, err = capsys.readouterr()
@@ -141,12 +139,13 @@ def test_no_spider_and_no_network_ends_with_one_clear_line(tmp_path, monkeypatch
     assert "connection refused" in lines[-1] and "reasonforge data download" in lines[-1] and "REASONFORGE_SPIDER_DIR=" in lines[-1]
 
 
-def test_if_missing_does_nothing_when_spider_is_found(server, capsys):
+def test_if_missing_does_nothing_when_spider_is_found(server, monkeypatch, capsys):
+    monkeypatch.setenv("REASONFORGE_SPIDER_DIR", str(SPIDER))
     assert download("--if-missing", "--url", server.url) == 0
     assert capsys.readouterr().out.strip() == str(SPIDER) and server.ranges == []
 
 
-def test_default_download_is_found_without_settings(server, tmp_path, capsys):
+def test_default_download_is_found_without_settings(server, capsys):
     assert download("--url", server.url, "--quiet") == 0
     assert capsys.readouterr().out.strip() == str(downloaded_spider_dir())
-    assert find_spider_dir(tmp_path) == downloaded_spider_dir()  # no shared/ above tmp_path: the cache copy
+    assert find_spider_dir() == downloaded_spider_dir()  # no variable set: the cache copy

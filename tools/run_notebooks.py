@@ -41,6 +41,9 @@ if __name__ == "__main__":
     skip = set(config["DEFAULT"].get("tst_flags", "").split()) - set(args.flags.split())
     notebooks = [Path(n).resolve() for n in args.notebooks] or sorted(p for p in (ROOT/"nbs").glob("*.ipynb") if not p.name.startswith("_"))
     os.environ.setdefault("TQDM_DISABLE", "1")
+    beside = ROOT.parent/"shared"/"data"/"spider"  # the runner's convenience, as in tests/conftest.py; never the library's
+    if not os.environ.get("REASONFORGE_SPIDER_DIR") and (beside/"tables.json").is_file():
+        os.environ["REASONFORGE_SPIDER_DIR"] = str(beside)
     failed = []
     for path in notebooks:
         try: print(f"{path.name}: {run_notebook(path, skip):.0f} s", flush=True)
