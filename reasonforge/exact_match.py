@@ -260,7 +260,7 @@ def partial_score_summary(results:list, # `ExactMatch` per question (None, or ma
     totals = {level: {"count": 0, "exact": 0, "partial": {c: [0, 0, 0, 0] for c in PARTIAL_COMPONENTS}} for level in levels}
     for result, level in zip(results, hardness_levels):
         if result is None or result.match is None: continue
-        for bucket in (totals[level], totals["all"]):
+        for bucket in (totals[level], totals["all"]) if level in totals else (totals["all"],):  # an unknown level: "all" only
             bucket["count"] += 1
             bucket["exact"] += bool(result.match)
             for component, sums in bucket["partial"].items():

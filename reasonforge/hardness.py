@@ -11,8 +11,8 @@ from fastcore.basics import patch
 from sqlglot import exp
 
 # %% auto #0
-__all__ = ['HARDNESS_LEVELS', 'hardness_level', 'counts_from_parse', 'hardness_from_parse', 'hardness_counts', 'query_hardness',
-           'OfficialSchema', 'official_parse']
+__all__ = ['HARDNESS_LEVELS', 'UNKNOWN_HARDNESS', 'hardness_level', 'counts_from_parse', 'hardness_from_parse', 'hardness_counts',
+           'query_hardness', 'gold_hardness', 'OfficialSchema', 'official_parse']
 
 # %% ../nbs/02_hardness.ipynb #9dbc62c0
 HARDNESS_LEVELS = ("easy", "medium", "hard", "extra")
@@ -119,12 +119,20 @@ def _aggregate_calls(node:exp.Expression) -> int:
     "Aggregate calls in `node`, not looking inside subqueries."
     return sum(isinstance(inner, exp.AggFunc) for inner in node.walk(prune=lambda inner: _is_query(inner) and inner is not node))
 
+# %% ../nbs/02_hardness.ipynb #5ed4ff7b
+_SPACED_OPERATOR = re.compile(r"([!<>])\s+=")
+
+def _join_spaced_operators(sql:str) -> str:
+    "`! =`, `> =` and `< =`, whatever the spaces inside, as one operator (the official tokenizer joins the tokens)."
+    return _SPACED_OPERATOR.sub(r"\1=", sql)
+
 # %% ../nbs/02_hardness.ipynb #11771097
 def _parse_query(sql:str) -> exp.Expression:
-    "sqlglot's tree of a query, or ValueError naming the SQL."
-    try: tree = sqlglot.parse_one(sql, read="sqlite")
-    except sqlglot.errors.SqlglotError as error:
-        raise ValueError(f"cannot parse SQL for hardness: {sql!r} ({str(error).splitlines()[0]})") from error
+    "sqlglot's tree of a query (spaced operators joined first), or ValueError naming the SQL."
+    try: tree = sqlglot.parse_one(_join_spaced_operators(sql), read="sqlite")
+    except (sqlglot.errors.SqlglotError, RecursionError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ValueError(f"cannot parse SQL for hardness: {sql!r} ({reason})") from error
     top = _top_select(tree)
     if not isinstance(top, exp.Select) or not top.expressions:
         raise ValueError(f"not a SELECT query, cannot classify its hardness: {sql!r}")
@@ -170,9 +178,11 @@ def _cached_counts(sql:str) -> tuple:
 
 # %% ../nbs/02_hardness.ipynb #1d738400
 def _counts(sql:str) -> tuple:
-    "(component1, component2, others) of `sql`, cached per SQL string."
+    "(component1, component2, others) of `sql`, cached per SQL string; ValueError when it cannot be read."
     if not isinstance(sql, str): raise ValueError(f"not SQL text: {sql!r}")
-    return _cached_counts(sql)
+    try: return _cached_counts(sql)
+    except (IndexError, KeyError, AttributeError, TypeError) as error:  # a tree of a shape no Spider query has
+        raise ValueError(f"cannot classify the hardness of {sql!r} ({type(error).__name__}: {error})") from error
 
 # %% ../nbs/02_hardness.ipynb #84d662cb
 def hardness_counts(sql:str, # a gold Spider query
@@ -185,6 +195,16 @@ def query_hardness(sql:str, # a gold Spider query; raises ValueError if it is no
                   )->str:
     "Spider's official hardness level (easy/medium/hard/extra) of `sql`, computed from its text alone."
     return hardness_level(*_counts(sql))
+
+# %% ../nbs/02_hardness.ipynb #24b5f55c
+UNKNOWN_HARDNESS = "unknown" # the level of a gold query that cannot be classified
+
+def gold_hardness(sql:str, # a gold query, possibly unreadable
+                 )->tuple[str, str|None]:
+    "(level, None), or (`UNKNOWN_HARDNESS`, why) when `sql` cannot be classified; never raises."
+    try: return query_hardness(sql), None
+    except ValueError as error: return UNKNOWN_HARDNESS, str(error)
+    except Exception as error: return UNKNOWN_HARDNESS, f"{type(error).__name__} while classifying {sql!r}: {error}"
 
 # %% ../nbs/02_hardness.ipynb #e41631aa
 _CLAUSE_WORDS = ("select", "from", "where", "group", "order", "limit", "intersect", "union", "except")

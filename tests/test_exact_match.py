@@ -79,6 +79,11 @@ def em(gold, predicted, singers): return exact_match(gold, predicted, *singers)
     ("SELECT name FROM singer WHERE age >= 20", "SELECT name FROM singer WHERE age>=20", False),
     # count(*) against count(column): different column units, although the rows are the same
     ("SELECT count(*) FROM singer", "SELECT count(singer_id) FROM singer", False),
+    # `! =`, `> =`, `< =` (the official gold files hold them): the official tokenizer joins the two tokens
+    ('SELECT name FROM singer WHERE country ! =  "France"', "SELECT name FROM singer WHERE country != 'France'", True),
+    ("SELECT name FROM singer WHERE age > = 20", "SELECT name FROM singer WHERE age >= 20", True),
+    ("SELECT name FROM singer WHERE age < = 20", "SELECT name FROM singer WHERE age <= 20", True),
+    ("SELECT name FROM singer WHERE age < = 20", "SELECT name FROM singer WHERE age >= 20", False),
 ])
 def test_exact_match_labels(gold, predicted, expected, singers):
     assert em(gold, predicted, singers).match is expected
@@ -185,3 +190,16 @@ def test_summary_accumulates_like_evaluate(singers):
     assert table["easy"]["partial"]["IUEN"] == {"acc": 0, "rec": 0, "f1": 1}  # nobody has one: both 0, f1 1 (official quirk)
     assert table["hard"] == {"count": 0, "exact": 0.0, "partial": {c: {"acc": 0.0, "rec": 0.0, "f1": 0.0} for c in PARTIAL_COMPONENTS}}
     with pytest.raises(ValueError): partial_score_summary(results, ["easy"])
+
+
+def test_an_unknown_level_counts_in_all_only(singers):
+    gold = "SELECT name FROM singer WHERE age > 20"
+    table = partial_score_summary([em(gold, gold, singers), em(gold, gold, singers)], ["easy", "unknown"])
+    assert table["all"]["count"] == 2 and table["easy"]["count"] == 1 and "unknown" not in table
+
+
+@pytest.mark.parametrize("gold", ["", "   ", "SELECT", "SELECT name FROM", 'SELECT name FROM singer WHERE name = "open', "(((",
+                                  "SELECT name FROM singer WHERE age ! ! = 1", "\x00", "é 中文 🙂", None, 7])
+def test_an_unreadable_gold_query_is_reported_never_raised(gold, singers):
+    verdict = em(gold, "SELECT name FROM singer", singers)
+    assert verdict.match is None and verdict.error.startswith("gold:")

@@ -1,8 +1,8 @@
 "Spider hardness: each counting quirk on hand-made queries and parses (fidelity on every Spider question is a lesson of 02_hardness)."
 import pytest
 
-from reasonforge.hardness import (counts_from_parse, hardness_counts, hardness_from_parse, hardness_level,
-                                  official_parse, query_hardness)
+from reasonforge.hardness import (UNKNOWN_HARDNESS, counts_from_parse, gold_hardness, hardness_counts, hardness_from_parse,
+                                  hardness_level, official_parse, query_hardness)
 
 
 def counts(component1, component2, others): return {"component1": component1, "component2": component2, "others": others}
@@ -119,6 +119,7 @@ def test_parse_counts():
 @pytest.mark.parametrize("sql, message", [
     ("SELEC a FROM t", "SELEC a FROM t"), ("", "cannot parse"), ("SELECT a FROM t WHERE", "cannot parse"),
     ("DROP TABLE t", "not a SELECT"), ("hello world", "not a SELECT"), (None, "not SQL text"),
+    ("SELECT a FROM t WHERE b NOT IN", "IndexError"), ("SELECT a FROM t WHERE b ! ! = 1", "cannot parse"),
 ])
 def test_unparseable_raises_value_error(sql, message):
     with pytest.raises(ValueError, match=message): query_hardness(sql)
@@ -127,3 +128,29 @@ def test_unparseable_raises_value_error(sql, message):
 def test_official_replica_refuses_what_the_official_parser_cannot_read():
     for sql in ["SELECT a FROM t WHERE (a = 1 OR b = 2)", "SELECT a FROM t WHERE b IN (1, 2)", "SELECT a FROM t WHERE x = 'it''s'"]:
         with pytest.raises(ValueError): official_parse(sql)
+
+
+# ---- spaced operators and gold lines nobody checked ----
+
+@pytest.mark.parametrize("spaced, joined", [
+    ('SELECT Code FROM country WHERE GovernmentForm ! =  "Republic"', 'SELECT Code FROM country WHERE GovernmentForm != "Republic"'),
+    ("SELECT a FROM t WHERE b > = 1 AND c < =  2", "SELECT a FROM t WHERE b >= 1 AND c <= 2"),
+    ("SELECT a FROM t WHERE b >\t= 1 OR c ! = 2 OR d LIKE 'x'", "SELECT a FROM t WHERE b >= 1 OR c != 2 OR d LIKE 'x'"),
+    ('SELECT a FROM t WHERE b ! = 1 EXCEPT SELECT a FROM u WHERE c > = 2', 'SELECT a FROM t WHERE b != 1 EXCEPT SELECT a FROM u WHERE c >= 2'),
+])
+def test_spaced_operators_read_as_one(spaced, joined):
+    "`! =`, `> =`, `< =` (any spaces inside) count exactly like the joined operator, as the official tokenizer reads them."
+    assert hardness_counts(spaced) == hardness_counts(joined)
+    assert query_hardness(spaced) == query_hardness(joined)
+
+
+@pytest.mark.parametrize("sql", [None, "", "   ", "SELEC a", "DROP TABLE t", "SELECT a FROM t WHERE b NOT IN", "SELECT ((((a",
+                                 "\x00", "SELECT '", "SELECT a FROM t WHERE b = \"", "(" * 5000 + "SELECT 1", ["SELECT 1"], 42])
+def test_gold_hardness_never_raises(sql):
+    level, why = gold_hardness(sql)
+    assert level == UNKNOWN_HARDNESS and why
+
+
+def test_gold_hardness_of_good_queries():
+    assert gold_hardness("SELECT count(*) FROM singer") == ("easy", None)
+    assert gold_hardness('SELECT a FROM t WHERE b ! = "x" EXCEPT SELECT a FROM u') == ("hard", None)
