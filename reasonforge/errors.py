@@ -288,7 +288,7 @@ def classify_examples(predictions:list[DevPrediction], # a stage's dev predictio
     lookup, rows = _schema_lookup(schemas), []
     for p in predictions:
         if not isinstance(p, DevPrediction):
-            raise ReasonForgeError(f"a {type(p).__name__} is not a DevPrediction: read predictions.jsonl with `reasonforge.loop.predictions`")
+            raise ReasonForgeError(f"a {type(p).__name__} is not a DevPrediction: read predictions.jsonl with `reasonforge.results.stage_predictions`")
         if p.exec_match is not False: continue
         if p.predicted_sql is None: raise ReasonForgeError(f"dev prediction {p.index} is wrong but has no predicted_sql")
         differences = _differences(p.gold_sql, p.predicted_sql, lookup.get(p.db_id))

@@ -4,11 +4,12 @@
 
 # %% ../nbs/04_models.ipynb #84fe886e
 from __future__ import annotations
-import contextlib, fcntl, hashlib, importlib.metadata, json, os, re, shutil, sys, time
+import contextlib, fcntl, functools, hashlib, importlib.metadata, json, logging, os, re, shutil, sys, time
 from dataclasses import dataclass
 from pathlib import Path
+from unittest import mock
 
-from .core import ReasonForgeError, atomic_write_json, cache_dir, sha256_file, stable_hash
+from .core import ReasonForgeError, atomic_write_json, cache_dir, quiet_engine_noise, sha256_file, stable_hash
 
 # %% auto #0
 __all__ = ['HEAVY_LOCK_VARIABLE', 'EMBEDDED_MODELS', 'DEFAULT_MODEL', 'MODEL_MARKER', 'STORAGE_DTYPE', 'heavy_lock_path',
@@ -159,12 +160,17 @@ def convert_gguf(gguf_file:str|Path, # a GGUF model file
     if not gguf_file.is_file(): raise ReasonForgeError(f"GGUF file not found: {gguf_file}")
     with heavy_lock(f"converting {gguf_file.name}"):
         if (folder/MODEL_MARKER).is_file(): return folder # another process converted it meanwhile
+        quiet_engine_noise() # torchao's and torch's import messages say nothing about the conversion
         import torch
         from safetensors.torch import save_file
         from transformers import AutoModelForCausalLM, AutoTokenizer
+        import transformers.modeling_gguf_pytorch_utils as gguf_loading
+        from tqdm.auto import tqdm
         started = time.time()
         torch_dtype = getattr(torch, dtype)
-        model = AutoModelForCausalLM.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name, dtype=torch_dtype)
+        logging.getLogger(__name__).info("converting %s to a Hugging Face folder (about a minute, once)", gguf_file.name)
+        with mock.patch.object(gguf_loading, "tqdm", functools.partial(tqdm, disable=True)): # a bar per tensor floods a log
+            model = AutoModelForCausalLM.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name, dtype=torch_dtype)
         tokenizer = AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name)
         config = model.config.to_dict()
         config.pop("quantization_config", None)

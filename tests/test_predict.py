@@ -8,6 +8,8 @@ from reasonforge.core import ReasonForgeError
 from reasonforge.data import find_spider_dir, load_spider, read_gold_file
 from reasonforge.generate import Candidate
 from reasonforge.predict import NO_PREDICTION, choose_questions, predict, write_predictions
+from reasonforge.score import score_answers
+from conftest import needs_engines
 
 SPIDER = find_spider_dir()
 
@@ -31,8 +33,8 @@ def one_line_error(result, *fragments):
 
 @pytest.mark.parametrize("args, fragments", [
     (["--split", "test"], ["unknown split 'test'"]),
-    (["--subset", "0"], ["subset size 0"]),
-    (["--subset", "999999"], ["subset size 999999", "1034 questions"]),
+    (["--subset", "0"], ["--subset 0", "less than 1"]),
+    (["--subset", "999999"], ["--subset 999999", "1034 questions"]),
     (["--model", "/nonexistent/model-folder", "--subset", "2"], ["model source not found", "/nonexistent/model-folder"]),
     (["--adapter", "/nonexistent/adapter", "--subset", "2"], ["--adapter /nonexistent/adapter", "adapter_config.json"]),
     (["--k", "0"], ["--k 0"]),
@@ -71,8 +73,9 @@ def test_files_one_line_per_question_in_split_order(tmp_path, dev):
     greedy = {first.index: answers([first.gold_sql])[0], last.index: answers(["SELECT Name\nFROM country\n"])[0]}
     samples = {first.index: answers(["SELECT 1", first.gold_sql, first.gold_sql, "no query here"]),
                last.index: answers([last.gold_sql, "SELECT Name FROM country", "SELECT Name FROM country", "SELECT 1"])}
-    report = write_predictions(tmp_path, dev, questions, greedy, samples)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["candidates.jsonl", "gold.sql", "greedy.sql", "report.json", "sc@4.sql"]
+    report = write_predictions(tmp_path, score_answers(questions, greedy, samples))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["candidates.jsonl", "gold.sql", "greedy.sql", "predictions.jsonl", "report.json",
+                                                         "sc@4.sql"]
     greedy_lines = (tmp_path/"greedy.sql").read_text().splitlines()
     assert greedy_lines == [first.gold_sql, NO_PREDICTION, "SELECT Name FROM country"]
     # the vote: two equal right results win for the first question; two equal wrong ones win for the last
@@ -98,7 +101,7 @@ def test_files_one_line_per_question_in_split_order(tmp_path, dev):
 
 def test_greedy_only_writes_no_vote_file(tmp_path, dev):
     questions = choose_questions(dev.questions, 2, seed=1)
-    report = write_predictions(tmp_path, dev, questions, {q.index: answers([q.gold_sql])[0] for q in questions if not q.excluded})
+    report = write_predictions(tmp_path, score_answers(questions, {q.index: answers([q.gold_sql])[0] for q in questions if not q.excluded}))
     assert not list(tmp_path.glob("sc@*.sql"))
     assert report["summary"]["k"] == 1 and report["summary"]["self_consistency_accuracy"] is None
     assert report["summary"]["pass_at_k"] is None
@@ -107,7 +110,7 @@ def test_greedy_only_writes_no_vote_file(tmp_path, dev):
 def test_unequal_sample_counts_are_refused(tmp_path, dev):
     first, second = [q for q in dev.questions if not q.excluded][:2]
     with pytest.raises(ReasonForgeError, match="different numbers of samples"):
-        write_predictions(tmp_path, dev, [first, second], {}, {first.index: answers(["SELECT 1"]), second.index: answers(["SELECT 1"] * 2)})
+        write_predictions(tmp_path, score_answers([first, second], {}, {first.index: answers(["SELECT 1"]), second.index: answers(["SELECT 1"] * 2)}))
 
 
 def test_predict_on_the_embedded_model_then_resumes_from_its_cache(tmp_path):
@@ -118,7 +121,8 @@ def test_predict_on_the_embedded_model_then_resumes_from_its_cache(tmp_path):
     first_seconds = time.time() - started
     assert first.returncode == 0, first.stderr[-3000:]
     assert "self-consistency@2:" in first.stdout and "execution" in first.stdout
-    assert sorted(p.name for p in out.iterdir() if p.is_file()) == ["candidates.jsonl", "gold.sql", "greedy.sql", "report.json", "sc@2.sql"]
+    assert sorted(p.name for p in out.iterdir() if p.is_file()) == ["candidates.jsonl", "gold.sql", "greedy.sql", "predictions.jsonl",
+                                                                     "report.json", "sc@2.sql"]
     report = json.loads((out/"report.json").read_text())
     summary = report["summary"]
     assert (summary["total"], summary["excluded"], summary["k"]) == (3, 1, 2)
@@ -176,6 +180,24 @@ def test_adapter_is_merged_once_and_predicted(tmp_path, monkeypatch, dev):
     assert again["examples"] == report["examples"]
 
 
+@needs_engines
+def test_predict_scores_a_runs_model_exactly_as_the_run_did(finished_tiny_run, tmp_path):
+    "One scorer: `predict` on a run's iteration-1 model, questions and settings writes the run's own dev predictions."
+    from test_faults import TINY_CONFIG
+    run_dir = finished_tiny_run.run_dir
+    sampling, evaluation = TINY_CONFIG["sampling"], TINY_CONFIG["evaluation"]
+    predict(run_dir/"iteration_1"/"train"/"merged", tmp_path/"out", "dev", SPIDER, indices=TINY_CONFIG["dev_subset"]["indices"],
+            k=evaluation["k"], temperature=evaluation["temperature"], max_tokens=sampling["max_tokens"],
+            engine_options=TINY_CONFIG["engine"])
+    ours = (tmp_path/"out"/"predictions.jsonl").read_text().splitlines()
+    theirs = (run_dir/"iteration_1"/"evaluate"/"predictions.jsonl").read_text().splitlines()
+    assert len(ours) == 4 and [json.loads(line) for line in ours] == [json.loads(line) for line in theirs]
+    metrics = json.loads((run_dir/"iteration_1"/"evaluate"/"metrics.json").read_text())
+    report = json.loads((tmp_path/"out"/"report.json").read_text())
+    assert report["summary"]["exec_accuracy"] == metrics["greedy"]["exec_accuracy"]
+    assert report["summary"]["self_consistency_accuracy"] == metrics["self_consistency"]["exec_accuracy"]
+
+
 # issue 15's first piece: training questions from a file, dev questions refused
 
 from reasonforge.predict import questions_from_file
@@ -214,7 +236,7 @@ def test_train_report_wrong_and_all(tmp_path, train):
 def test_predict_report_on_train_gives_unsolved(tmp_path, train):
     questions = [q for q in train.questions if not q.excluded][:3]
     samples = {q.index: answers([q.gold_sql if q is questions[0] else "SELECT 1"] * 2) for q in questions}
-    write_predictions(tmp_path, train, questions, {q.index: answers(["SELECT 1"])[0] for q in questions}, samples)
+    write_predictions(tmp_path, score_answers(questions, {q.index: answers(["SELECT 1"])[0] for q in questions}, samples))
     chosen = questions_from_file(tmp_path/"report.json", "unsolved")
     assert (chosen.split, chosen.indices) == ("train", [q.index for q in questions[1:]])
     assert questions_from_file(tmp_path/"report.json", "wrong").indices == [q.index for q in questions]
