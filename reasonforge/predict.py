@@ -170,7 +170,8 @@ def predict(model:str=DEFAULT_MODEL, # model source for `resolve_model`
                 "questions": [q.index for q in questions], "k": k, "temperature": temperature, "sampling_seed": sampling_seed,
                 "max_tokens": max_tokens, "prompt_budget": prompt_budget, "backend": backend, "engine": stats,
                 "sampling_seconds": round(time.time() - started, 2), "keep_distinct": keep_distinct, "timeout_s": timeout,
-                "resumed_prompts": sum(s.get("prompts", 0) - s.get("sampled_prompts", 0) for s in stats.values())}
+                "resumed_prompts": sum(stats[d].get("prompts", 0) - stats[d].get("sampled_prompts", 0)
+                                   for d in ("greedy", "samples") if d in stats)}
     return write_predictions(out_dir, score, settings)
 
 # %% ../nbs/10b_predict.ipynb #0b7a9be6

@@ -127,6 +127,8 @@ def score_model(engine, # a function that starts the sampling backend (a context
             if samples:
                 sampled = {q.index: c for q, c in zip(usable, backend.generate(prompts, samples))}
                 stats["samples"] = dict(backend.stats)
+        stats["engine_start_seconds"] = next((s["engine_start_seconds"] for s in stats.values()
+                                              if s.get("engine_start_seconds") is not None), None) # None: all from the cache
     score = score_answers(questions, answers if greedy else None, sampled if samples else None, **scoring)
     score.engine = stats
     return score

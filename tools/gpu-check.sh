@@ -26,7 +26,7 @@ PY=${PYTHON:-python3}
 WHEELS=(unsloth==2026.10.9 unsloth_zoo==2026.10.9 trl==1.15.0 datasets==4.8.5 torchao==0.18.0 tyro==1.0.17
         msgspec==0.22.0 cut_cross_entropy==25.1.1 multiprocess==0.70.19 dill==0.4.1 typeguard==4.6.1
         docstring_parser==0.18.0 bitsandbytes==0.50.2
-        fastcore==1.14.5 sqlglot==30.30.0 sqlparse==0.6.1)   # the project's pure-Python needs
+        fastcore==1.14.5 sqlglot==30.31.0 sqlparse==0.6.1)   # the project's pure-Python needs
 TRAIN_QUESTIONS=400   # at least this many, from the smallest schemas: the benchmark needs 24 rows that fit 512 tokens
 DEV_QUESTIONS=40
 
