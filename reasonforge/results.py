@@ -19,7 +19,7 @@ from .run_folder import ITERATION_STEPS, Run, read_jsonl, stage_info
 # %% auto #0
 __all__ = ['DEV_METRICS', 'PROVENANCE_PACKAGES', 'RESULTS_SCHEMA_VERSION', 'RESULTS_FILE', 'METRIC_LABELS', 'stage_predictions',
            'dev_values', 'accuracy_entry', 'stage_block', 'code_commit', 'stage_order', 'results_document',
-           'write_results', 'in_run_order', 'interval_table', 'comparison_sentences']
+           'write_results', 'in_run_order', 'interval_table', 'comparison_sentences', 'markdown_table']
 
 # %% ../nbs/13c_results.ipynb #882f1f38
 DEV_METRICS = ("greedy", "greedy_lenient", "self_consistency", "pass_at_k")
@@ -152,3 +152,12 @@ def comparison_sentences(document:dict, # a `results.json` document
                         )->list[str]:
     "Each comparison of the document in words (`reasonforge.stats.Comparison.in_words`)."
     return [Comparison(**{**c, "ci95": tuple(c["ci95"])}).in_words(alpha) for c in document["comparisons"]]
+
+# %% ../nbs/13c_results.ipynb #8dca0f60
+def markdown_table(frame, # a DataFrame, e.g. `interval_table`'s
+                  )->str:
+    "The frame as a Markdown table, its index as the first column (`|` in a value is escaped)."
+    def cell(value): return str(value).replace("|", "\\|")
+    header = [cell(frame.index.name or "")] + [cell(c) for c in frame.columns]
+    rows = [[cell(i)] + [cell(v) for v in row] for i, row in zip(frame.index, frame.itertuples(index=False))]
+    return "\n".join("| " + " | ".join(r) + " |" for r in [header, ["---"] * len(header), *rows])
