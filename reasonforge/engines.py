@@ -8,6 +8,8 @@ import json, multiprocessing, os, time, traceback, weakref
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from fastcore.basics import patch
+
 from .core import ReasonForgeError, die_with_parent, quiet_engine_noise
 from .models import DEFAULT_MODEL, model_identity
 from .generate import Candidate, GenerationBackend, SamplingSettings, prompt_key
@@ -98,7 +100,7 @@ def _stop_vllm_child(process, # the child process
 class VLLMBackend(GenerationBackend):
     "Sampling with vLLM in a child process: `n=k` per request, prefix caching, a fixed seed per request."
     name = "vllm"
-    def __init__(self, model:str|Path=DEFAULT_MODEL, # model source for `resolve_model` (a merged adapter is just a model)
+    def __init__(self, model:str|Path=DEFAULT_MODEL, # model source for `resolve_model` (a merged adapter is a model)
                  cache_folder:str|Path|None=None, # candidate cache (default: `cache_dir('candidates')`)
                  use_cache:bool=True, # False: always sample, write nothing
                  group_size:int=32, # prompts sampled (and written to the cache) together
@@ -110,64 +112,73 @@ class VLLMBackend(GenerationBackend):
                  kv_cache_gib:int|None=None, # CPU only: KV cache size if `$VLLM_CPU_KVCACHE_SPACE` is unset (default 3)
                  tensor_parallel_size:int=1, # GPUs one engine splits each layer over (vLLM's tensor_parallel_size)
                  pipeline_parallel_size:int=1, # GPUs one engine splits the layers over (vLLM's pipeline_parallel_size)
-                 distributed_executor_backend:str|None=None, # "ray" for a Ray cluster the user started; None: vLLM's choice
+                 distributed_executor_backend:str|None=None, # "ray" for a Ray cluster the user started; None: vLLM's
                  cuda_visible_devices:str|None=None, # the GPUs this engine may use, e.g. "2,3" (None: all it sees)
                  start_timeout:float=900, # seconds the engine may take to start
                 ):
         super().__init__(model, cache_folder, use_cache, group_size, progress)
         if lora_adapter is not None and not Path(lora_adapter).is_dir():
             raise ReasonForgeError(f"LoRA adapter folder not found: {lora_adapter}")
-        self.options = {"lora_adapter": str(lora_adapter) if lora_adapter else None, "dtype": dtype, "max_num_seqs": max_num_seqs,
-                        "max_model_len": max_model_len, "kv_cache_gib": kv_cache_gib, "tensor_parallel_size": tensor_parallel_size,
-                        "pipeline_parallel_size": pipeline_parallel_size, "distributed_executor_backend": distributed_executor_backend,
+        self.options = {"lora_adapter": str(lora_adapter) if lora_adapter else None, "dtype": dtype,
+                        "max_num_seqs": max_num_seqs, "max_model_len": max_model_len, "kv_cache_gib": kv_cache_gib,
+                        "tensor_parallel_size": tensor_parallel_size, "pipeline_parallel_size": pipeline_parallel_size,
+                        "distributed_executor_backend": distributed_executor_backend,
                         "cuda_visible_devices": cuda_visible_devices}
-        self.start_timeout, self.engine_info, self._process, self._connection, self._lock = start_timeout, None, None, None, None
-        self._finalizer = None
+        self.start_timeout, self.engine_info, self._process, self._connection = start_timeout, None, None, None
+        self._lock, self._finalizer = None, None
 
     def sampler_identity(self)->dict:
         identity = {**super().sampler_identity(), "dtype": self.options["dtype"]}
         if self.options["lora_adapter"]: identity["lora_adapter"] = model_identity(self.options["lora_adapter"])
         return identity
 
-    def _receive(self, timeout:float|None=None):
-        if timeout is not None and not self._connection.poll(timeout):
-            raise RuntimeError(f"vLLM child gave no answer in {timeout:g} s")
-        try: message = self._connection.recv()
-        except EOFError: raise RuntimeError(f"vLLM child process died (exit code {self._process.exitcode})") from None
-        if message[0] == "error":
-            _, summary, trace, user_error = message
-            if user_error: raise ReasonForgeError(summary)
-            raise RuntimeError(f"vLLM child failed: {summary}\n{trace}")
-        return message
+# %% ../nbs/05a_engines.ipynb #39998e69
+@patch
+def _receive(self:VLLMBackend, timeout:float|None=None):
+    if timeout is not None and not self._connection.poll(timeout):
+        raise RuntimeError(f"vLLM child gave no answer in {timeout:g} s")
+    try: message = self._connection.recv()
+    except EOFError: raise RuntimeError(f"vLLM child process died (exit code {self._process.exitcode})") from None
+    if message[0] == "error":
+        _, summary, trace, user_error = message
+        if user_error: raise ReasonForgeError(summary)
+        raise RuntimeError(f"vLLM child failed: {summary}\n{trace}")
+    return message
 
-    def _start(self):
-        self._take_heavy_lock("starting vLLM")
-        try:
-            from reasonforge import engines as library # the child imports the entry point by module name, also from a notebook
-            context = multiprocessing.get_context("spawn")
-            self._connection, child_end = context.Pipe()
-            self._process = context.Process(target=library._vllm_child, args=(child_end, str(self.model_dir), self.options),
-                                            name="reasonforge-vllm")
-            self._process.start()
-            child_end.close()
-            # stops the child even if the backend is never closed (at garbage collection or interpreter exit)
-            self._finalizer = weakref.finalize(self, _stop_vllm_child, self._process, self._connection)
-            self.engine_info = self._receive(self.start_timeout)[1]
-        except BaseException:
-            self._stop()
-            raise
+# %% ../nbs/05a_engines.ipynb #dc4d908e
+@patch
+def _start(self:VLLMBackend):
+    self._take_heavy_lock("starting vLLM")
+    try:
+        # the child imports the entry point by module name, also from a notebook
+        from reasonforge import engines as library
+        context = multiprocessing.get_context("spawn")
+        self._connection, child_end = context.Pipe()
+        self._process = context.Process(target=library._vllm_child, args=(child_end, str(self.model_dir), self.options),
+                                        name="reasonforge-vllm")
+        self._process.start()
+        child_end.close()
+        # stops the child even if the backend is never closed (at garbage collection or interpreter exit)
+        self._finalizer = weakref.finalize(self, _stop_vllm_child, self._process, self._connection)
+        self.engine_info = self._receive(self.start_timeout)[1]
+    except BaseException:
+        self._stop()
+        raise
 
-    def _stop(self):
-        try:
-            if self._finalizer is not None: self._finalizer()
-        finally:
-            self._process = self._finalizer = None
-            if self._lock is not None: self._lock.__exit__(None, None, None); self._lock = None
+@patch
+def _stop(self:VLLMBackend):
+    try:
+        if self._finalizer is not None: self._finalizer()
+    finally:
+        self._process = self._finalizer = None
+        if self._lock is not None: self._lock.__exit__(None, None, None); self._lock = None
 
-    def _sample(self, prompts, settings, seeds):
-        self._connection.send(("generate", prompts, settings.as_dict(), seeds))
-        _, outputs = self._receive()
-        return [[Candidate.from_text(*candidate) for candidate in output] for output in outputs]
+# %% ../nbs/05a_engines.ipynb #19d7573b
+@patch
+def _sample(self:VLLMBackend, prompts, settings, seeds):
+    self._connection.send(("generate", prompts, settings.as_dict(), seeds))
+    _, outputs = self._receive()
+    return [[Candidate.from_text(*candidate) for candidate in output] for output in outputs]
 
 # %% ../nbs/05a_engines.ipynb #5762d0bc
 def shard_indices(count:int, # items to split (prompts)
@@ -224,61 +235,73 @@ def replica_plan(data_parallel_size:int=1, # engine replicas, each on its own GP
 
 # %% ../nbs/05a_engines.ipynb #115dd5cc
 class DataParallelBackend(GenerationBackend):
-    "N backends (engine replicas) behind one: missing prompts split into contiguous blocks, sampled at once, merged in order."
+    "Engine replicas behind one backend: missing prompts split in contiguous blocks, sampled at once, merged in order."
     def __init__(self, replicas:list[GenerationBackend], # same model, weights and backend type; each its own engine
                 ):
         if not replicas: raise ReasonForgeError("DataParallelBackend needs at least one replica")
         identities = {json.dumps(r.sampler_identity(), sort_keys=True) for r in replicas}
-        if len(identities) != 1: raise ReasonForgeError("DataParallelBackend replicas must sample alike (same backend, model and settings)")
+        if len(identities) != 1:
+            raise ReasonForgeError("DataParallelBackend replicas must sample alike (same backend, model and settings)")
         first = replicas[0]
-        self.replicas, self.name, self.model_source, self.model_dir = list(replicas), first.name, first.model_source, first.model_dir
-        self.use_cache, self.cache_root, self.group_size, self.progress = first.use_cache, first.cache_root, first.group_size, first.progress
+        self.replicas, self.name = list(replicas), first.name
+        self.model_source, self.model_dir = first.model_source, first.model_dir
+        self.use_cache, self.cache_root, self.group_size, self.progress = (first.use_cache, first.cache_root,
+                                                                           first.group_size, first.progress)
         self.engine_started, self.stats, self._tokenizer, self._lock = False, {}, None, None
 
-    def sampler_identity(self)->dict: return self.replicas[0].sampler_identity() # the cache is shared with a single engine
+    # the cache is shared with a single engine
+    def sampler_identity(self)->dict: return self.replicas[0].sampler_identity()
     def prompt(self, schema:str, question:str)->str: return self.replicas[0].prompt(schema, question)
     @property
     def tokenizer(self): return self.replicas[0].tokenizer
 
-    def _start(self):
-        self._take_heavy_lock("starting engine replicas") # held here, so the replicas (same process) do not wait for each other
-        try:
-            with ThreadPoolExecutor(len(self.replicas)) as pool: list(pool.map(lambda r: r.start(), self.replicas))
-        except BaseException:
-            self._stop()
-            raise
+# %% ../nbs/05a_engines.ipynb #e0561c1a
+@patch
+def _start(self:DataParallelBackend):
+    self._take_heavy_lock("starting engine replicas") # held here: the replicas (this process) wait for no lock
+    try:
+        with ThreadPoolExecutor(len(self.replicas)) as pool: list(pool.map(lambda r: r.start(), self.replicas))
+    except BaseException:
+        self._stop()
+        raise
 
-    def _stop(self):
-        try:
-            for replica in self.replicas: replica.close()
-        finally:
-            if self._lock is not None: self._lock.__exit__(None, None, None); self._lock = None
+@patch
+def _stop(self:DataParallelBackend):
+    try:
+        for replica in self.replicas: replica.close()
+    finally:
+        if self._lock is not None: self._lock.__exit__(None, None, None); self._lock = None
 
-    def generate(self, prompts:list[str], # prompt texts, as the model continues them
-                 settings:SamplingSettings=SamplingSettings(), # how to sample
-                )->list[list[Candidate]]:
-        "k candidates for each prompt, in the caller's order; the missing ones sampled by all replicas at once."
-        started = time.time()
-        cache, sampler = self._cache_for(settings)
-        missing = sorted({prompt for prompt in prompts if cache is None or prompt_key(sampler, settings, prompt) not in cache})
-        blocks = shard_indices(len(missing), len(self.replicas))
-        self.stats = {"prompts": len(prompts), "sampled_prompts": len(missing), "generated_tokens": 0, "settings": settings.as_dict(),
-                      "replicas": len(self.replicas), "prompts_per_replica": [len(block) for block in blocks]}
-        if missing: self._ensure_started()
-        def run(replica_and_block):
-            replica, block = replica_and_block
-            return replica.generate([missing[i] for i in block], settings) if block else []
-        with ThreadPoolExecutor(len(self.replicas)) as pool: # every replica runs to its end, even if another fails
-            futures = [pool.submit(run, pair) for pair in zip(self.replicas, blocks)]
-        failures = [(i, f.exception()) for i, f in enumerate(futures) if f.exception() is not None]
-        if failures: # the other replicas' candidates are in the cache: a rerun samples only what is left
-            replica, error = failures[0]
-            raise RuntimeError(f"engine replica {replica} of {len(self.replicas)} failed ({type(error).__name__}: {error}); "
-                               f"{len(failures)} failed in all; finished groups are cached, rerun to sample the rest") from error
-        fresh = dict(zip(missing, merge_shards(blocks, [f.result() for f in futures])))
-        self.stats["generated_tokens"] = sum(c.completion_tokens for cands in fresh.values() for c in cands)
-        self.stats["seconds"] = round(time.time() - started, 2)
-        return [fresh[p] if p in fresh else cache.get(prompt_key(sampler, settings, p)) for p in prompts]
+# %% ../nbs/05a_engines.ipynb #9c3eecf9
+@patch
+def generate(self:DataParallelBackend, prompts:list[str], # prompt texts, as the model continues them
+             settings:SamplingSettings=SamplingSettings(), # how to sample
+            )->list[list[Candidate]]:
+    "k candidates for each prompt, in the caller's order; the missing ones sampled by all replicas at once."
+    started = time.time()
+    cache, sampler = self._cache_for(settings)
+    missing = sorted({prompt for prompt in prompts
+                      if cache is None or prompt_key(sampler, settings, prompt) not in cache})
+    blocks = shard_indices(len(missing), len(self.replicas))
+    self.stats = {"prompts": len(prompts), "sampled_prompts": len(missing), "generated_tokens": 0,
+                  "settings": settings.as_dict(), "replicas": len(self.replicas),
+                  "prompts_per_replica": [len(block) for block in blocks]}
+    if missing: self._ensure_started()
+    def run(replica_and_block):
+        replica, block = replica_and_block
+        return replica.generate([missing[i] for i in block], settings) if block else []
+    with ThreadPoolExecutor(len(self.replicas)) as pool: # every replica runs to its end, even if another fails
+        futures = [pool.submit(run, pair) for pair in zip(self.replicas, blocks)]
+    failures = [(i, f.exception()) for i, f in enumerate(futures) if f.exception() is not None]
+    if failures: # the other replicas' candidates are in the cache: a rerun samples only what is left
+        replica, error = failures[0]
+        raise RuntimeError(f"engine replica {replica} of {len(self.replicas)} failed "
+                           f"({type(error).__name__}: {error}); {len(failures)} failed in all; "
+                           "finished groups are cached, rerun to sample the rest") from error
+    fresh = dict(zip(missing, merge_shards(blocks, [f.result() for f in futures])))
+    self.stats["generated_tokens"] = sum(c.completion_tokens for cands in fresh.values() for c in cands)
+    self.stats["seconds"] = round(time.time() - started, 2)
+    return [fresh[p] if p in fresh else cache.get(prompt_key(sampler, settings, p)) for p in prompts]
 
 # %% ../nbs/05a_engines.ipynb #8e32d5b1
 def vllm_backend(model:str|Path=DEFAULT_MODEL, # model source for `resolve_model`

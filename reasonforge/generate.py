@@ -8,6 +8,8 @@ import dataclasses, json, sys, threading, time
 from dataclasses import dataclass
 from pathlib import Path
 
+from fastcore.basics import patch
+
 from .core import ReasonForgeError, atomic_write_text, cache_dir, stable_hash
 from .prompt import RESPONSE_STOP, extract_sql, prompt_text
 from .models import DEFAULT_MODEL, heavy_lock, model_identity, resolve_model
@@ -116,7 +118,8 @@ class GenerationBackend:
                  group_size:int=32, # prompts sampled (and written to the cache) together
                  progress:bool=False, # print a line per finished group
                 ):
-        self.model_source, self.use_cache, self.group_size, self.progress = model, use_cache, max(1, group_size), progress
+        self.model_source, self.use_cache = model, use_cache
+        self.group_size, self.progress = max(1, group_size), progress
         self.model_dir = resolve_model(model)
         self.cache_root = Path(cache_folder) if cache_folder is not None else None
         self.engine_started, self.stats = False, {}
@@ -126,90 +129,106 @@ class GenerationBackend:
         "What, besides settings and prompt, decides the candidates: backend and model weights."
         return {"backend": self.name, "model": model_identity(self.model_dir)}
 
-    @property
-    def tokenizer(self):
-        "The model's tokenizer (for building prompts), loaded on first use."
-        if self._tokenizer is None:
-            from transformers import AutoTokenizer
-            self._tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
-        return self._tokenizer
-
-    def prompt(self, schema:str, # the database schema text
-               question:str, # the natural-language question
-              )->str:
-        "The reference prompt text for this model (`reasonforge.prompt.prompt_text`)."
-        return prompt_text(self.tokenizer, schema, question)
-
     def __enter__(self): return self
     def __exit__(self, *exc): self.close()
 
-    def close(self):
-        "Stop the engine if it runs."
-        if self.engine_started:
-            self._stop()
-            self.engine_started = False
-
-    def start(self)->GenerationBackend:
-        "Start the engine now (otherwise it starts at the first prompt missing from the cache)."
-        self._ensure_started()
-        return self
-
-    def _ensure_started(self):
-        if not self.engine_started:
-            started, self.lock_wait_seconds = time.time(), 0.0
-            self._start()
-            self.engine_started = True
-            self.stats["engine_start_seconds"] = round(time.time() - started - self.lock_wait_seconds, 2)
-            self.stats["lock_wait_seconds"] = round(self.lock_wait_seconds, 2)
-
-    def _take_heavy_lock(self, what:str):
-        "Hold the heavy-job lock while the engine lives; the wait is not counted as start-up time."
-        waiting = time.time()
-        self._lock = heavy_lock(what)
-        self._lock.__enter__()
-        self.lock_wait_seconds = time.time() - waiting
-
-    def _cache_for(self, settings:SamplingSettings)->tuple[CandidateCache|None, dict]:
-        sampler = self.sampler_identity()
-        if not self.use_cache: return None, sampler
-        root = self.cache_root or cache_dir("candidates")
-        return CandidateCache(root/f"{self.name}-{stable_hash([sampler, settings.as_dict()])}"), sampler
-
-    def generate(self, prompts:list[str], # prompt texts, as the model continues them
-                 settings:SamplingSettings=SamplingSettings(), # how to sample
-                )->list[list[Candidate]]:
-        "k candidates for each prompt, in the caller's order; cached prompts are not sampled again."
-        started = time.time()
-        cache, sampler = self._cache_for(settings)
-        keys = [prompt_key(sampler, settings, prompt) for prompt in prompts]
-        missing = sorted({key: prompt for key, prompt in zip(keys, prompts) if cache is None or key not in cache}.items(),
-                         key=lambda item: item[1])
-        batch_id = stable_hash([sampler, settings.as_dict(), sorted(set(keys))])
-        self.stats = {"prompts": len(prompts), "sampled_prompts": len(missing), "generated_tokens": 0, "settings": settings.as_dict()}
-        fresh:dict[str, list[Candidate]] = {}
-        for start in range(0, len(missing), self.group_size):
-            group = missing[start:start + self.group_size]
-            self._ensure_started()
-            group_prompts = [prompt for _, prompt in group]
-            sampled = self._sample(group_prompts, settings, [request_seed(settings, p) for p in group_prompts])
-            if len(sampled) != len(group) or any(len(c) != settings.k for c in sampled):
-                raise RuntimeError(f"{self.name} returned {[len(c) for c in sampled]} candidates for {len(group)} prompts, k={settings.k}")
-            for (key, prompt), candidates in zip(group, sampled):
-                fresh[key] = candidates
-                self.stats["generated_tokens"] += sum(c.completion_tokens for c in candidates)
-            if cache is not None:
-                cache.write_batch(batch_id, [{"key": key, "prompt_sha": stable_hash(prompt, 32), "sampler": sampler,
-                                              "settings": settings.as_dict(), "candidates": [dataclasses.asdict(c) for c in cands]}
-                                             for (key, prompt), cands in zip(group, sampled)])
-            if self.progress:
-                print(f"{self.name}: {start + len(group)}/{len(missing)} prompts sampled", file=sys.stderr, flush=True)
-        self.stats["seconds"] = round(time.time() - started, 2)
-        return [fresh[key] if key in fresh else cache.get(key) for key in keys]
-
+    # what a subclass provides: start and stop its engine, sample k candidates for each prompt with its seed
     def _start(self): pass
     def _stop(self): pass
     def _sample(self, prompts:list[str], settings:SamplingSettings, seeds:list[int])->list[list[Candidate]]:
         raise NotImplementedError
+
+# %% ../nbs/05_generate.ipynb #107a44b9
+@patch(as_prop=True)
+def tokenizer(self:GenerationBackend):
+    "The model's tokenizer (for building prompts), loaded on first use."
+    if self._tokenizer is None:
+        from transformers import AutoTokenizer
+        self._tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
+    return self._tokenizer
+
+@patch
+def prompt(self:GenerationBackend, schema:str, # the database schema text
+           question:str, # the natural-language question
+          )->str:
+    "The reference prompt text for this model (`reasonforge.prompt.prompt_text`)."
+    return prompt_text(self.tokenizer, schema, question)
+
+# %% ../nbs/05_generate.ipynb #4db5a708
+@patch
+def close(self:GenerationBackend):
+    "Stop the engine if it runs."
+    if self.engine_started:
+        self._stop()
+        self.engine_started = False
+
+@patch
+def start(self:GenerationBackend)->GenerationBackend:
+    "Start the engine now (otherwise it starts at the first prompt missing from the cache)."
+    self._ensure_started()
+    return self
+
+@patch
+def _ensure_started(self:GenerationBackend):
+    if not self.engine_started:
+        started, self.lock_wait_seconds = time.time(), 0.0
+        self._start()
+        self.engine_started = True
+        self.stats["engine_start_seconds"] = round(time.time() - started - self.lock_wait_seconds, 2)
+        self.stats["lock_wait_seconds"] = round(self.lock_wait_seconds, 2)
+
+# %% ../nbs/05_generate.ipynb #2f39db9f
+@patch
+def _take_heavy_lock(self:GenerationBackend, what:str):
+    "Hold the heavy-job lock while the engine lives; the wait is not counted as start-up time."
+    waiting = time.time()
+    self._lock = heavy_lock(what)
+    self._lock.__enter__()
+    self.lock_wait_seconds = time.time() - waiting
+
+# %% ../nbs/05_generate.ipynb #411bc46f
+@patch
+def _cache_for(self:GenerationBackend, settings:SamplingSettings)->tuple[CandidateCache|None, dict]:
+    sampler = self.sampler_identity()
+    if not self.use_cache: return None, sampler
+    root = self.cache_root or cache_dir("candidates")
+    return CandidateCache(root/f"{self.name}-{stable_hash([sampler, settings.as_dict()])}"), sampler
+
+# %% ../nbs/05_generate.ipynb #b6c8f2e9
+@patch
+def generate(self:GenerationBackend, prompts:list[str], # prompt texts, as the model continues them
+             settings:SamplingSettings=SamplingSettings(), # how to sample
+            )->list[list[Candidate]]:
+    "k candidates for each prompt, in the caller's order; cached prompts are not sampled again."
+    started = time.time()
+    cache, sampler = self._cache_for(settings)
+    keys = [prompt_key(sampler, settings, prompt) for prompt in prompts]
+    missing = sorted({key: prompt for key, prompt in zip(keys, prompts) if cache is None or key not in cache}.items(),
+                     key=lambda item: item[1])
+    batch_id = stable_hash([sampler, settings.as_dict(), sorted(set(keys))])
+    self.stats = {"prompts": len(prompts), "sampled_prompts": len(missing), "generated_tokens": 0,
+                  "settings": settings.as_dict()}
+    fresh:dict[str, list[Candidate]] = {}
+    for start in range(0, len(missing), self.group_size):
+        group = missing[start:start + self.group_size]
+        self._ensure_started()
+        group_prompts = [prompt for _, prompt in group]
+        sampled = self._sample(group_prompts, settings, [request_seed(settings, p) for p in group_prompts])
+        if len(sampled) != len(group) or any(len(c) != settings.k for c in sampled):
+            raise RuntimeError(f"{self.name} returned {[len(c) for c in sampled]} candidates for {len(group)} prompts, "
+                               f"k={settings.k}")
+        for (key, prompt), candidates in zip(group, sampled):
+            fresh[key] = candidates
+            self.stats["generated_tokens"] += sum(c.completion_tokens for c in candidates)
+        if cache is not None:
+            cache.write_batch(batch_id, [{"key": key, "prompt_sha": stable_hash(prompt, 32), "sampler": sampler,
+                                          "settings": settings.as_dict(),
+                                          "candidates": [dataclasses.asdict(c) for c in cands]}
+                                         for (key, prompt), cands in zip(group, sampled)])
+        if self.progress:
+            print(f"{self.name}: {start + len(group)}/{len(missing)} prompts sampled", file=sys.stderr, flush=True)
+    self.stats["seconds"] = round(time.time() - started, 2)
+    return [fresh[key] if key in fresh else cache.get(key) for key in keys]
 
 # %% ../nbs/05_generate.ipynb #a1a8cf8d
 _TORCH_SEED_LOCK = threading.Lock() # torch's generators are global: one seeded generate at a time per process
@@ -231,43 +250,48 @@ class TransformersBackend(GenerationBackend):
 
     def sampler_identity(self)->dict: return {**super().sampler_identity(), "dtype": self.dtype}
 
-    def _start(self):
-        import torch
-        from transformers import AutoModelForCausalLM
-        self._take_heavy_lock("loading a transformers model")
-        device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        dtype = self.dtype or ("float32" if device == "cpu" else "bfloat16")
-        with _MODEL_LOAD_LOCK: # loading sets torch's global default dtype: replicas in threads load one at a time
-            model = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=getattr(torch, dtype))
-        self.model = model.to(device=device, dtype=getattr(torch, dtype)).eval()
+# %% ../nbs/05_generate.ipynb #31cec2d5
+@patch
+def _start(self:TransformersBackend):
+    import torch
+    from transformers import AutoModelForCausalLM
+    self._take_heavy_lock("loading a transformers model")
+    device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = self.dtype or ("float32" if device == "cpu" else "bfloat16")
+    with _MODEL_LOAD_LOCK: # loading sets torch's global default dtype: replicas in threads load one at a time
+        model = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=getattr(torch, dtype))
+    self.model = model.to(device=device, dtype=getattr(torch, dtype)).eval()
 
-    def _stop(self):
-        self.model = None
-        if self._lock is not None: self._lock.__exit__(None, None, None); self._lock = None
+@patch
+def _stop(self:TransformersBackend):
+    self.model = None
+    if self._lock is not None: self._lock.__exit__(None, None, None); self._lock = None
 
-    def _sample(self, prompts, settings, seeds):
-        import torch
-        tokenizer, results = self.tokenizer, []
-        for prompt, seed in zip(prompts, seeds):
-            ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(self.model.device)
-            sampling = {"do_sample": False} if settings.greedy else {"do_sample": True, "temperature": settings.temperature,
-                                                                      "top_p": settings.top_p, "top_k": 0}
-            with _TORCH_SEED_LOCK, torch.no_grad(): # replicas in threads must not reseed each other mid-sample
-                torch.manual_seed(seed)
-                out = self.model.generate(**ids, max_new_tokens=settings.max_tokens, num_return_sequences=settings.k,
-                                          stop_strings=list(settings.stop) or None, tokenizer=tokenizer,
-                                          pad_token_id=tokenizer.pad_token_id, **sampling)
-            prompt_length, candidates = ids["input_ids"].shape[1], []
-            eos = self.model.generation_config.eos_token_id
-            stops = {tokenizer.pad_token_id, *(eos if isinstance(eos, list) else [eos])} - {None}
-            for row in out[:, prompt_length:].tolist():
-                length = next((i + 1 for i, token in enumerate(row) if token in stops), len(row)) # up to the end token
-                text = tokenizer.decode(row[:length], skip_special_tokens=True)
-                cuts = [text.find(s) for s in settings.stop if s in text]
-                finish = "stop" if cuts or row[length - 1] in stops else "length"
-                candidates.append(Candidate.from_text(text[:min(cuts)] if cuts else text, prompt_length, length, finish))
-            results.append(candidates)
-        return results
+# %% ../nbs/05_generate.ipynb #3460c990
+@patch
+def _sample(self:TransformersBackend, prompts, settings, seeds):
+    import torch
+    tokenizer, results = self.tokenizer, []
+    for prompt, seed in zip(prompts, seeds):
+        ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(self.model.device)
+        sampling = {"do_sample": False} if settings.greedy else {"do_sample": True, "temperature": settings.temperature,
+                                                                  "top_p": settings.top_p, "top_k": 0}
+        with _TORCH_SEED_LOCK, torch.no_grad(): # replicas in threads must not reseed each other mid-sample
+            torch.manual_seed(seed)
+            out = self.model.generate(**ids, max_new_tokens=settings.max_tokens, num_return_sequences=settings.k,
+                                      stop_strings=list(settings.stop) or None, tokenizer=tokenizer,
+                                      pad_token_id=tokenizer.pad_token_id, **sampling)
+        prompt_length, candidates = ids["input_ids"].shape[1], []
+        eos = self.model.generation_config.eos_token_id
+        stops = {tokenizer.pad_token_id, *(eos if isinstance(eos, list) else [eos])} - {None}
+        for row in out[:, prompt_length:].tolist():
+            length = next((i + 1 for i, token in enumerate(row) if token in stops), len(row)) # up to the end token
+            text = tokenizer.decode(row[:length], skip_special_tokens=True)
+            cuts = [text.find(s) for s in settings.stop if s in text]
+            finish = "stop" if cuts or row[length - 1] in stops else "length"
+            candidates.append(Candidate.from_text(text[:min(cuts)] if cuts else text, prompt_length, length, finish))
+        results.append(candidates)
+    return results
 
 # %% ../nbs/05_generate.ipynb #76fab9b5
 _SAMPLED_KEYS = ("index", "db_id", "question", "gold_sql", "messages", "outputs", "candidates")
