@@ -10,17 +10,77 @@ from pathlib import Path
 from .core import ReasonForgeError
 
 # %% auto #0
-__all__ = ['read_predictions', 'add_run_command', 'build_parser', 'main']
+__all__ = ['read_predictions', 'read_gold', 'predictions_for', 'add_run_command', 'build_parser', 'main']
+
+# %% ../nbs/14_cli.ipynb #b9637e08
+def _text_lines(path:str|Path, what:str, strict:bool=False)->list[str]:
+    "The file's lines under universal newlines, without their line ends; `strict`: bytes that are not UTF-8 stop with their line."
+    try: data = Path(path).read_bytes()
+    except OSError as e: raise ReasonForgeError(f"cannot read {what} file {path}: {e.strerror}") from None
+    try: text = data.decode("utf-8-sig", errors="strict" if strict else "replace")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise ReasonForgeError(f"{path} line {line}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if lines and lines[-1] == "": lines.pop()  # the final newline ends the last line, it does not start a new one
+    return lines
 
 # %% ../nbs/14_cli.ipynb #5a483570
 def read_predictions(path:str|Path, # one predicted SQL per line
                     )->list[str]:
     "Predicted SQL, one per line of `path`; an empty line is an empty (wrong) prediction."
-    try: text = Path(path).read_text(encoding="utf-8", errors="replace")
-    except OSError as e: raise ReasonForgeError(f"cannot read predictions file {path}: {e.strerror}") from None
-    lines = text.split("\n")
-    if lines and lines[-1] == "": lines.pop()  # the final newline ends the last line, it does not start a new one
-    return [line.strip().split("\t")[0] for line in lines]
+    return [line.strip().split("\t")[0] for line in _text_lines(path, "predictions")]
+
+# %% ../nbs/14_cli.ipynb #1ccbc658
+def _sessions(lines:list[str])->list[list[tuple[int, str]]]:
+    "Lines numbered from 1, grouped in sessions: blank lines separate them (the official rule); empty sessions are dropped."
+    sessions, current = [], []
+    for number, line in enumerate(lines, 1):
+        if line.strip(): current.append((number, line))
+        elif current: sessions, current = sessions + [current], []
+    return sessions + ([current] if current else [])
+
+# %% ../nbs/14_cli.ipynb #97e7a775
+def read_gold(path:str|Path, # official gold file: `SQL<TAB>db_id` a line; blank lines separate sessions (SParC, CoSQL)
+             )->list[list[tuple[int, str, str]]]:
+    "The gold file's sessions of (line number, SQL, db_id); a line with no db_id stops, naming its file and line."
+    sessions = []
+    for session in _sessions(_text_lines(path, "gold", strict=True)):
+        sessions.append([])
+        for number, line in session:
+            sql, tab, db_id = line.rstrip().rpartition("\t")
+            if not tab: raise ReasonForgeError(f"{path} line {number}: expected 'SQL<TAB>db_id', found no tab")
+            if not db_id.strip(): raise ReasonForgeError(f"{path} line {number}: empty db_id")
+            sessions[-1].append((number, sql.strip(), db_id.strip()))
+    if not sessions: raise ReasonForgeError(f"{path}: contains no gold queries")
+    return sessions
+
+# %% ../nbs/14_cli.ipynb #0f1a6332
+def _session_predictions(gold:list[list], path:str|Path, gold_path:str|Path)->list[str]:
+    "One prediction per gold query of a gold file with sessions: the prediction file's sessions, one to one."
+    lines = _text_lines(path, "predictions")
+    if all(line.strip() for line in lines) and len(lines) == sum(map(len, gold)): return read_predictions(path)
+    predicted = _sessions(lines)
+    if len(predicted) != len(gold):
+        raise ReasonForgeError(f"{gold_path} has {len(gold)} sessions (separated by blank lines) but {path} has {len(predicted)}")
+    for number, (queries, answers) in enumerate(zip(gold, predicted), 1):
+        if len(queries) != len(answers):
+            raise ReasonForgeError(f"session {number}: {gold_path} lines {queries[0][0]}-{queries[-1][0]} hold {len(queries)} "
+                                   f"gold queries but {path} lines {answers[0][0]}-{answers[-1][0]} hold {len(answers)} predictions")
+    return [line.strip().split("\t")[0] for answers in predicted for _, line in answers]
+
+# %% ../nbs/14_cli.ipynb #89454039
+def predictions_for(gold:list[list], # `read_gold`'s sessions (one session: a plain gold file)
+                    path:str|Path, # the prediction file
+                    gold_path:str|Path="the gold", # named in errors
+                   )->list[str]:
+    "One prediction per gold query, read the way the gold file is laid out: line by line, or session by session."
+    if len(gold) > 1: return _session_predictions(gold, path, gold_path)
+    predictions = read_predictions(path)
+    while len(predictions) > len(gold[0]) and not predictions[-1]: predictions.pop()  # blank lines at the end
+    if len(predictions) != len(gold[0]):
+        raise ReasonForgeError(f"{path} has {len(predictions)} lines but the gold has {len(gold[0])}: one prediction per gold query")
+    return predictions
 
 # %% ../nbs/14_cli.ipynb #ab0403a9
 def _run_command(args)->int:
@@ -62,41 +122,53 @@ per-query time limit, read-only worker processes, and questions whose database i
 Execution accuracy compares on every .sqlite file of the question's database folder: EX on Spider's folders, TS on the
 distilled test-suite databases. The report says which, and per question on how many files it was checked."""
 _EVALUATE_EPILOG = """differences from the official script, kept on purpose:
-  an empty prediction line is a wrong prediction (official: a session break that misaligns the lines after it);
-  a gold query that fails on a database file excludes the question (official: an assertion error ends the run).
+  with a gold file without blank lines (Spider's), an empty prediction line is a wrong prediction (official: a session
+    break that misaligns the lines after it); in one with blank lines (SParC, CoSQL sessions) blank lines separate
+    sessions in both files, as officially, and each session needs one prediction per gold query (official: the extra
+    lines of the longer one are dropped);
+  a gold query that fails on a database file excludes the question (official: an assertion error ends the run);
+  a gold query that cannot be read for hardness or exact match is reported in its example's gold_problem, counted in
+    the summary and still scored on execution (official: a traceback ends the run).
 example:
   reasonforge evaluate --gold dev_gold.sql --pred pred.sql --db database --table tables.json --out report.json"""
 
-def _evaluate(args):
-    from reasonforge.data import load_spider, load_tables, read_gold_file, DatabaseFinder
-    from reasonforge.evaluate import score_predictions, evaluation_report, format_summary, write_report
+# %% ../nbs/14_cli.ipynb #44b75c20
+def _gold_of(args)->tuple[list, dict, object]:
+    "The gold sessions, the tables.json schemas and the db_id -> database file function that the arguments name."
+    from reasonforge.data import load_spider, load_tables, DatabaseFinder
     if args.spider_dir:
         dataset = load_spider(args.spider_dir, args.split)
-        gold = [(q.gold_sql, q.db_id) for q in dataset.questions]
-        tables = dataset.tables
-        database_for = dataset.database_path
-    else:
-        missing = [flag for flag, value in (("--gold", args.gold), ("--db", args.db), ("--table", args.table)) if not value]
-        if missing: raise ReasonForgeError(f"give --spider-dir, or all of --gold, --db and --table (missing: {', '.join(missing)})")
-        gold = read_gold_file(args.gold)
-        known = tables = load_tables(args.table)
-        for line, (_, db_id) in enumerate(gold, 1):
-            if db_id not in known: raise ReasonForgeError(f"{args.gold}, line {line}: unknown db_id {db_id!r} (not in {args.table})")
-        database_dir = Path(args.db)
-        if not database_dir.is_dir(): raise ReasonForgeError(f"database folder {database_dir} does not exist")
-        database_for = DatabaseFinder(database_dir).find
-    predictions = read_predictions(args.pred)
-    if len(predictions) != len(gold):
-        raise ReasonForgeError(f"{args.pred} has {len(predictions)} lines but the gold has {len(gold)}: one prediction per gold query")
-    scored = score_predictions(gold, predictions, database_for, keep_distinct=args.keep_distinct,
+        return [[(None, q.gold_sql, q.db_id) for q in dataset.questions]], dataset.tables, dataset.database_path
+    missing = [flag for flag, value in (("--gold", args.gold), ("--db", args.db), ("--table", args.table)) if not value]
+    if missing: raise ReasonForgeError(f"give --spider-dir, or all of --gold, --db and --table (missing: {', '.join(missing)})")
+    sessions, tables = read_gold(args.gold), load_tables(args.table)
+    for line, _, db_id in (entry for session in sessions for entry in session):
+        if db_id not in tables: raise ReasonForgeError(f"{args.gold}, line {line}: unknown db_id {db_id!r} (not in {args.table})")
+    if not Path(args.db).is_dir(): raise ReasonForgeError(f"database folder {args.db} does not exist")
+    return sessions, tables, DatabaseFinder(Path(args.db)).find
+
+# %% ../nbs/14_cli.ipynb #f703aeea
+_SETTINGS = dict(metric="execution accuracy (test-suite-sql-eval semantics: EX, or TS when a database folder holds several .sqlite files)",
+                 predictions="stripped, cut at the first TAB, substring 'value' replaced by '1' (official); lenient runs them as "
+                             "written; blank lines separate sessions when the gold file has them")
+
+def _evaluate(args):
+    "The `reasonforge evaluate` handler."
+    from reasonforge.evaluate import score_predictions, evaluation_report, format_summary, write_report
+    if not args.timeout > 0: raise ReasonForgeError(f"--timeout must be a positive number of seconds, not {args.timeout}")
+    sessions, tables, database_for = _gold_of(args)
+    predictions = predictions_for(sessions, args.pred, args.gold or "the gold")
+    entries = [entry for session in sessions for entry in session]
+    scored = score_predictions([(sql, db_id) for _, sql, db_id in entries], predictions, database_for, keep_distinct=args.keep_distinct,
                                lenient=args.lenient, timeout=args.timeout, etype=args.etype, tables=tables)
-    settings = dict(metric="execution accuracy (test-suite-sql-eval semantics: EX, or TS when a database folder holds several .sqlite files)",
-                    etype=args.etype, keep_distinct=args.keep_distinct, timeout_s=args.timeout, lenient=args.lenient,
-                    predictions="stripped, cut at the first TAB, substring 'value' replaced by '1' (official); lenient runs them as written")
+    settings = dict(_SETTINGS, etype=args.etype, keep_distinct=args.keep_distinct, timeout_s=args.timeout, lenient=args.lenient)
     report = evaluation_report(scored, lenient=args.lenient, settings=settings)
+    for row, (line, _, _) in zip(report["examples"], entries):
+        if line is not None: row["gold_line"] = line
     print(format_summary(report["summary"]))
     if args.out:
-        write_report(args.out, report)
+        try: write_report(args.out, report)
+        except OSError as e: raise ReasonForgeError(f"cannot write the report {args.out}: {e.strerror or e}") from None
         print(f"report: {args.out}")
     return 0
 
@@ -108,9 +180,10 @@ def build_parser()->argparse.ArgumentParser:
     evaluate = commands.add_parser("evaluate", help="score predictions with Spider's official execution accuracy (EX or TS)",
                                    description=_EVALUATE_DESCRIPTION, epilog=_EVALUATE_EPILOG,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-    evaluate.add_argument("--gold", help="official gold file: one `SQL<TAB>db_id` per line")
+    evaluate.add_argument("--gold", help="official gold file: one `SQL<TAB>db_id` per line; blank lines separate sessions (SParC, CoSQL)")
     evaluate.add_argument("--pred", required=True, help="predictions: one SQL per line, same order as the gold; each line is stripped and "
-                          "cut at its first TAB, and the substring 'value' becomes '1' (official); an empty line is a wrong prediction")
+                          "cut at its first TAB, and the substring 'value' becomes '1' (official); an empty line is a wrong "
+                          "prediction, unless the gold file has sessions: then blank lines separate the same sessions")
     evaluate.add_argument("--db", help="folder of databases, <db_id>/<db_id>.sqlite; every file whose name contains '.sqlite' in "
                           "<db_id>/ is compared (a test-suite folder gives TS, Spider's own gives EX)")
     evaluate.add_argument("--table", help="Spider's tables.json (checks every db_id)")

@@ -4,14 +4,14 @@
 
 # %% ../nbs/10_evaluate.ipynb #c6f35409
 from __future__ import annotations
-import json
+import json, sqlite3
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, asdict, fields
 from pathlib import Path
 
 from .core import ReasonForgeError, atomic_write_text
-from .hardness import query_hardness, HARDNESS_LEVELS
+from .hardness import gold_hardness, HARDNESS_LEVELS, UNKNOWN_HARDNESS
 from .execute import SQLExecutor
 from .harvest import pass_at_k
 from .exact_match import database_schema, foreign_key_map, exact_match, partial_score_summary, PARTIAL_COMPONENTS
@@ -27,13 +27,14 @@ class ScoredExample:
     "The verdict on one (gold, prediction) pair."
     index:int # position in the gold file
     db_id:str # the question's database
-    hardness:str # easy / medium / hard / extra (Spider's rules on the gold query)
+    hardness:str # easy / medium / hard / extra (Spider's rules on the gold query); unknown when the gold cannot be read
     exec_match:bool|None # official execution match (on every database file of the question); None when excluded
     lenient_match:bool|None # the reference system's lenient check, when asked for
     excluded:bool # the database file is missing (or the gold query itself fails), so it is not scored
     error:str|None # why the prediction failed to execute, or why the question is excluded
     databases:int = 1 # database files the prediction was checked on (1: EX; more: a test-suite folder; 0: missing)
     exact_match:bool|None = None # official exact-set-match, when asked for (`etype` match or all); None when excluded or not asked
+    gold_problem:str|None = None # why the gold query cannot be read for hardness or exact match; None when it can
     exact_detail:object = None # the `reasonforge.exact_match.ExactMatch` behind it (partial scores), kept out of the report
 
 # %% ../nbs/10_evaluate.ipynb #a36427ab
@@ -56,11 +57,68 @@ def _example_verdict(i:int, db_id:str, hardness:str, verdicts:list, lenient:bool
     return ScoredExample(i, db_id, hardness, wrong is None, verdicts[0].lenient_match if lenient else None, False, error, len(verdicts))
 
 # %% ../nbs/10_evaluate.ipynb #98e1cf3c
-def _hardness_by_query(gold:list[tuple[str, str]])->dict[str, str]:
-    "Spider's hardness of each distinct gold query, parsed once."
-    return {sql: query_hardness(sql) for sql in dict.fromkeys(sql for sql, _ in gold)}
+def _hardness_by_query(gold:list[tuple[str, str]])->dict[str, tuple[str, str|None]]:
+    "Spider's hardness of each distinct gold query, parsed once: (level, None), or ('unknown', why)."
+    return {sql: gold_hardness(sql) for sql in dict.fromkeys(sql for sql, _ in gold)}
 
 # %% ../nbs/10_evaluate.ipynb #e083b3f9
+def _check_inputs(gold:list, predictions:list, etype:str, tables:dict|None):
+    "Raise ReasonForgeError, naming the first bad entry, unless `score_predictions` can use its arguments."
+    if len(gold) != len(predictions):
+        raise ReasonForgeError(f"{len(gold)} gold queries but {len(predictions)} predictions: the counts must match")
+    for i, pair in enumerate(gold):
+        if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and all(isinstance(part, str) for part in pair)):
+            raise ReasonForgeError(f"gold {i}: expected a (SQL text, db_id) pair, not {str(pair)[:80]!r}")
+    for i, prediction in enumerate(predictions):
+        if prediction is not None and not isinstance(prediction, str):
+            raise ReasonForgeError(f"prediction {i}: expected SQL text or None, not {str(prediction)[:80]!r}")
+    if etype not in ("exec", "match", "all"): raise ReasonForgeError(f"etype must be exec, match or all, not {etype!r}")
+    if etype != "exec" and tables is None: raise ReasonForgeError("exact-set-match (etype match or all) needs the tables.json schemas")
+
+# %% ../nbs/10_evaluate.ipynb #ab957a38
+def _files_by_database(gold:list, database_for, test_suite:bool)->tuple[dict, dict]:
+    "db_id -> the database files its questions are checked on, and db_id -> why there are none (missing or unknown)."
+    files, missing = {}, {}
+    for db_id in dict.fromkeys(db_id for _, db_id in gold):
+        try: path = database_for(db_id)
+        except ReasonForgeError as error: path, missing[db_id] = None, str(error)  # e.g. a db_id tables.json does not know
+        if path is None or not Path(path).is_file():
+            files[db_id] = []
+            missing.setdefault(db_id, f"database file for {db_id!r} is missing")
+        else: files[db_id] = database_files(path) if test_suite else [Path(path)]
+    return files, missing
+
+# %% ../nbs/10_evaluate.ipynb #1b5b8cc3
+def _verdicts_by_example(gold:list, predictions:list, files:dict, executor:SQLExecutor|None, timeout:float,
+                         execute:bool, **options)->dict[int, list]:
+    "Example index -> its verdicts, one per database file (each None when nothing executes); missing databases left out."
+    items, owners = [], []
+    for i, ((sql, db_id), prediction) in enumerate(zip(gold, predictions)):
+        for path in files[db_id]:
+            items.append((path, sql, (prediction or "").strip()))
+            owners.append(i)
+    verdicts = [None] * len(items)
+    if execute and items:
+        own_executor = executor is None
+        executor = executor or SQLExecutor(timeout=timeout)
+        try: verdicts = executor.verify(items, **options)
+        finally:
+            if own_executor: executor.close()
+    by_index:dict[int, list] = {}
+    for owner, verdict in zip(owners, verdicts): by_index.setdefault(owner, []).append(verdict)
+    return by_index
+
+# %% ../nbs/10_evaluate.ipynb #ba7e2f35
+def _example(i:int, db_id:str, hardness:tuple, verdicts:list|None, missing:str|None, etype:str, lenient:bool)->ScoredExample:
+    "One example from its verdicts (None: its database is `missing`, the reason) and its gold query's (level, problem)."
+    level, problem = hardness
+    if verdicts is None: example = ScoredExample(i, db_id, level, None, None, True, missing, 0)
+    elif etype == "match": example = ScoredExample(i, db_id, level, None, None, False, None, len(verdicts))
+    else: example = _example_verdict(i, db_id, level, verdicts, lenient)
+    example.gold_problem = problem and f"hardness: {problem}"
+    return example
+
+# %% ../nbs/10_evaluate.ipynb #b6611761
 def score_predictions(gold:list[tuple[str, str]], # (gold SQL, db_id) per question
                       predictions:list[str], # one predicted SQL per question ("" scores wrong)
                       database_for, # db_id -> Path of its .sqlite file, or None when it is missing
@@ -74,55 +132,47 @@ def score_predictions(gold:list[tuple[str, str]], # (gold SQL, db_id) per questi
                       tables:dict|None=None, # db_id -> `TableSchema` (tables.json), needed for match: its foreign keys
                      )->list[ScoredExample]:
     "Score `predictions` against `gold` with Spider's official execution-accuracy semantics (EX, or TS on a test-suite folder)."
-    if len(gold) != len(predictions):
-        raise ReasonForgeError(f"{len(gold)} gold queries but {len(predictions)} predictions: the counts must match")
+    _check_inputs(gold, predictions, etype, tables)
     parser = ThreadPoolExecutor(1)  # hardness parsing overlaps the pool start and the workers' SQL (the parent mostly waits)
-    hardness_future = parser.submit(_hardness_by_query, gold)
-    files = {}
-    for db_id in dict.fromkeys(db_id for _, db_id in gold):
-        path = database_for(db_id)
-        files[db_id] = [] if path is None else database_files(path) if test_suite else [Path(path)]
-    items, owners = [], []
-    for i, ((sql, db_id), prediction) in enumerate(zip(gold, predictions)):
-        prediction = (prediction or "").strip()
-        for path in files[db_id]:
-            items.append((path, sql, prediction))
-            owners.append(i)
-    if etype not in ("exec", "match", "all"): raise ReasonForgeError(f"etype must be exec, match or all, not {etype!r}")
-    if etype != "exec" and tables is None: raise ReasonForgeError("exact-set-match (etype match or all) needs the tables.json schemas")
-    verdicts = []
-    if etype != "match":
-        own_executor = executor is None
-        executor = executor or SQLExecutor(timeout=timeout)
-        try: verdicts = executor.verify(items, keep_distinct=keep_distinct, lenient=lenient, replace_value=replace_value)
-        finally:
-            if own_executor: executor.close()
-    else: verdicts = [None] * len(items)
-    try: hardness_of = hardness_future.result()
+    try:
+        hardness_future = parser.submit(_hardness_by_query, gold)
+        files, missing = _files_by_database(gold, database_for, test_suite)
+        by_index = _verdicts_by_example(gold, predictions, files, executor, timeout, etype != "match",
+                                        keep_distinct=keep_distinct, lenient=lenient, replace_value=replace_value)
+        hardness_of = hardness_future.result()
     finally: parser.shutdown()
-    by_index:dict[int, list] = {}
-    for owner, verdict in zip(owners, verdicts): by_index.setdefault(owner, []).append(verdict)
-    scored = []
-    for i, (sql, db_id) in enumerate(gold):
-        if i not in by_index:
-            scored.append(ScoredExample(i, db_id, hardness_of[sql], None, None, True, f"database file for {db_id!r} is missing", 0))
-        elif etype == "match": scored.append(ScoredExample(i, db_id, hardness_of[sql], None, None, False, None, len(by_index[i])))
-        else: scored.append(_example_verdict(i, db_id, hardness_of[sql], by_index[i], lenient))
+    scored = [_example(i, db_id, hardness_of[sql], by_index.get(i), missing.get(db_id), etype, lenient)
+              for i, (sql, db_id) in enumerate(gold)]
     if etype != "exec": _add_exact_match(scored, gold, predictions, files, tables, replace_value)
     return scored
 
 # %% ../nbs/10_evaluate.ipynb #63539d72
+def _exact_inputs(db_id:str, files:list, tables:dict)->tuple|str:
+    "(schema, foreign-key map) of a database for exact-set-match, or why there is none."
+    if db_id not in tables: return f"no tables.json entry for {db_id!r}"
+    try: return database_schema(files[0]), foreign_key_map(tables[db_id])
+    except (ReasonForgeError, sqlite3.Error, OSError) as error: return str(error)
+
+# %% ../nbs/10_evaluate.ipynb #7c45fb0c
+def _exact_verdict(example:ScoredExample, sql:str, prediction:str, inputs:tuple|str):
+    "Set the example's exact-set-match; a gold query EM cannot read is a gold problem, and one it can read has a level."
+    def problem(why:str): example.gold_problem = "; ".join(filter(None, [example.gold_problem, f"exact match: {why}"]))
+    if isinstance(inputs, str): return problem(inputs)
+    try: detail = exact_match(sql, prediction, *inputs)
+    except Exception as error: return problem(f"{type(error).__name__}: {error}")  # never a traceback for a whole report
+    example.exact_match, example.exact_detail = detail.match, detail
+    if detail.match is None: problem(detail.error.removeprefix("gold: "))
+    elif example.hardness == UNKNOWN_HARDNESS: example.hardness, example.gold_problem = detail.hardness, None  # official level
+
+# %% ../nbs/10_evaluate.ipynb #a27797bf
 def _add_exact_match(scored:list[ScoredExample], gold:list, predictions:list, files:dict, tables:dict, replace_value:bool):
     "Fill in the official exact-set-match of each example whose database exists (gold and prediction parsed against its schema)."
-    schemas, key_maps = {}, {}
+    inputs = {}
     for example, (sql, db_id), prediction in zip(scored, gold, predictions):
         if not files[db_id] or example.excluded: continue
-        if db_id not in schemas:
-            schemas[db_id] = database_schema(files[db_id][0])
-            key_maps[db_id] = foreign_key_map(tables[db_id])
+        if db_id not in inputs: inputs[db_id] = _exact_inputs(db_id, files[db_id], tables)
         prediction = (prediction or "").strip()
-        detail = exact_match(sql, prediction.replace("value", "1") if replace_value else prediction, schemas[db_id], key_maps[db_id])
-        example.exact_match, example.exact_detail = detail.match, detail
+        _exact_verdict(example, sql, prediction.replace("value", "1") if replace_value else prediction, inputs[db_id])
 
 # %% ../nbs/10_evaluate.ipynb #5d8e8858
 def _accuracy(flags): return sum(flags) / len(flags) if flags else 0.0
@@ -141,7 +191,7 @@ def summarize(scored:list[ScoredExample], # from `score_predictions`, or built f
     def mean(values, positions): return _accuracy([values[i] for i in positions])
     evaluated = [i for i, s in enumerate(scored) if not s.excluded]
     by_hardness = {}
-    for level in HARDNESS_LEVELS:
+    for level in HARDNESS_LEVELS + ((UNKNOWN_HARDNESS,) if any(s.hardness == UNKNOWN_HARDNESS for s in scored) else ()):
         of_level = [i for i, s in enumerate(scored) if s.hardness == level]
         kept = [i for i in of_level if not scored[i].excluded]
         by_hardness[level] = dict(count=len(of_level), evaluated=len(kept), excluded=len(of_level) - len(kept),
@@ -149,13 +199,15 @@ def summarize(scored:list[ScoredExample], # from `score_predictions`, or built f
         if lenient: by_hardness[level]["lenient_accuracy"] = mean(lenient_scores, kept)
         if exact: by_hardness[level]["exact_match_accuracy"] = _accuracy([scored[i].exact_match for i in of_level if scored[i].exact_match is not None])
     files = [scored[i].databases for i in evaluated]
+    problems = sum(s.gold_problem is not None for s in scored)
     return dict(total=len(scored), evaluated=len(evaluated), excluded=len(scored) - len(evaluated),
                 excluded_databases=sorted({s.db_id for s in scored if s.excluded}),
                 execution_metric="TS" if max(files, default=1) > 1 else "EX",
                 database_files=dict(min=min(files, default=0), max=max(files, default=0)),
                 exec_accuracy=mean(scores, evaluated) if executed else None,
                 lenient_accuracy=mean(lenient_scores, evaluated) if lenient else None,
-                by_hardness=by_hardness, **(_exact_summary(scored) if exact else {}))
+                by_hardness=by_hardness, **({"gold_problems": problems} if problems else {}),
+                **(_exact_summary(scored) if exact else {}))
 
 # %% ../nbs/10_evaluate.ipynb #8c9f20a9
 def _exact_summary(scored:list[ScoredExample])->dict:
@@ -182,36 +234,44 @@ def _report_row(example:ScoredExample)->dict:
 
 # %% ../nbs/10_evaluate.ipynb #0395c54d
 def format_summary(summary:dict, # `evaluation_report(...)["summary"]`
+                   partial:bool=True, # include the partial matching tables of exact-set-match, when there are some
                   )->str:
     "Human-readable table of a report's summary."
-    columns = list(HARDNESS_LEVELS) + ["all"]
-    rows = {"count": [summary["by_hardness"][l]["count"] for l in HARDNESS_LEVELS] + [summary["total"]],
-            "evaluated": [summary["by_hardness"][l]["evaluated"] for l in HARDNESS_LEVELS] + [summary["evaluated"]],
-            "excluded": [summary["by_hardness"][l]["excluded"] for l in HARDNESS_LEVELS] + [summary["excluded"]],
-            "execution": [summary["by_hardness"][l]["exec_accuracy"] for l in HARDNESS_LEVELS] + [summary["exec_accuracy"]]}
+    levels = list(summary["by_hardness"])  # the four levels, and `unknown` when some gold query has none
+    def row(key, total): return [summary["by_hardness"][l].get(key, 0.0) for l in levels] + [total]
+    rows = {"count": row("count", summary["total"]), "evaluated": row("evaluated", summary["evaluated"]),
+            "excluded": row("excluded", summary["excluded"]), "execution": row("exec_accuracy", summary["exec_accuracy"])}
     if summary.get("exec_accuracy") is None: del rows["execution"]
-    if summary.get("exact_match_accuracy") is not None:
-        rows["exact match"] = [summary["by_hardness"][l].get("exact_match_accuracy", 0.0) for l in HARDNESS_LEVELS] + [summary["exact_match_accuracy"]]
-    if summary.get("lenient_accuracy") is not None:
-        rows["lenient"] = [summary["by_hardness"][l]["lenient_accuracy"] for l in HARDNESS_LEVELS] + [summary["lenient_accuracy"]]
-    lines = [f"{'':12}" + "".join(f"{c:>11}" for c in columns)]
+    if summary.get("exact_match_accuracy") is not None: rows["exact match"] = row("exact_match_accuracy", summary["exact_match_accuracy"])
+    if summary.get("lenient_accuracy") is not None: rows["lenient"] = row("lenient_accuracy", summary["lenient_accuracy"])
+    lines = [f"{'':12}" + "".join(f"{c:>11}" for c in levels + ["all"])]
     for name, values in rows.items():
         lines.append(f"{name:12}" + "".join(f"{v:>11.3f}" if isinstance(v, float) else f"{v:>11d}" for v in values))
-    if summary.get("partial_scores"):
-        levels = list(HARDNESS_LEVELS) + ["all"]
+    if partial and summary.get("partial_scores"):
         for measure in ("acc", "rec", "f1"):
             lines.append(f"partial matching {measure}:")
             for component in PARTIAL_COMPONENTS:
-                values = [summary["partial_scores"].get(level, {}).get(component, {}).get(measure, 0.0) for level in levels]
+                values = [summary["partial_scores"].get(level, {}).get(component, {}).get(measure, 0.0) for level in levels + ["all"]]
                 lines.append(f"  {component:18}" + "".join(f"{v:>11.3f}" for v in values))
+    return "\n".join(lines + _summary_notes(summary))
+
+# %% ../nbs/10_evaluate.ipynb #662aaf3c
+def _summary_notes(summary:dict)->list[str]:
+    "The lines under the table: which execution metric, the exclusions, the gold queries that could not be read."
+    notes, files = [], summary["database_files"]
     if summary.get("execution_metric") == "TS" and summary.get("exec_accuracy") is not None:
-        files = summary["database_files"]
-        lines.append(f"execution: TS (test-suite: each prediction checked on {files['min']} to {files['max']} database files)")
+        notes.append(f"execution: TS (test-suite: each prediction checked on {files['min']} to {files['max']} database files)")
     elif summary.get("execution_metric") == "EX" and summary.get("exec_accuracy") is not None:
-        lines.append("execution: EX (one database file per question)")
+        notes.append("execution: EX (one database file per question)")
     if summary["excluded"]:
-        lines.append(f"excluded: {summary['excluded']} questions whose database is missing ({', '.join(summary['excluded_databases'])}); not scored")
-    return "\n".join(lines)
+        notes.append(f"excluded: {summary['excluded']} questions whose database is missing or whose gold query fails "
+                     f"({', '.join(summary['excluded_databases'])}); not scored")
+    if summary.get("exact_match_accuracy") is not None and summary["exact_match_judged"] < summary["evaluated"]:
+        notes.append(f"exact match: judged on {summary['exact_match_judged']} of the {summary['evaluated']} evaluated questions")
+    if summary.get("gold_problems"):
+        notes.append(f"gold problems: {summary['gold_problems']} gold queries could not be read for hardness or exact match "
+                     "(each example's gold_problem says why); execution is scored wherever both queries ran")
+    return notes
 
 # %% ../nbs/10_evaluate.ipynb #0d40e540
 @dataclass
@@ -264,18 +324,18 @@ def sample_summaries(gold:list[tuple[str, str]], # (gold SQL, db_id) per questio
     k = k or n
     voted, passed, passed_lenient, pass_one, correct = [], [], [], [], []
     for i, ((sql, db_id), candidates) in enumerate(zip(gold, verdicts)):
-        hardness = query_hardness(sql)
+        hardness, problem = gold_hardness(sql)
         gold_error = next((v.gold_error for v in candidates or [] if v.gold_error), None)
         if candidates is None or gold_error or not n:
             reason = "no database file" if candidates is None else f"gold query fails: {gold_error}" if gold_error else "no samples"
-            voted.append(ScoredExample(i, db_id, hardness, None, None, True, reason))
+            voted.append(ScoredExample(i, db_id, hardness, None, None, True, reason, gold_problem=problem and f"hardness: {problem}"))
             passed.append(None); passed_lenient.append(None); pass_one.append(None)
             continue
         vote = majority_vote(candidates)
         chosen = candidates[vote.chosen] if vote.chosen is not None else None
         voted.append(ScoredExample(i, db_id, hardness, bool(chosen and chosen.exec_match),
                                    bool(chosen and chosen.lenient_match) if lenient else None, False,
-                                   None if chosen else "no candidate executed"))
+                                   None if chosen else "no candidate executed", gold_problem=problem and f"hardness: {problem}"))
         correct.append(sum(bool(v.exec_match) for v in candidates))
         passed.append(pass_at_k(n, correct[-1], k))
         pass_one.append(correct[-1] / n)
@@ -286,14 +346,15 @@ def sample_summaries(gold:list[tuple[str, str]], # (gold SQL, db_id) per questio
             "pass_at_k_curve": pass_at_k_curve(correct, n)}
 
 # %% ../nbs/10_evaluate.ipynb #5a1c0e08
-_SAMPLE_KEYS = ("samples", "sample_matches", "vote", "vote_correct", "gold_result", "predicted_result") # written only when set
+_OPTIONAL_KEYS = ("samples", "sample_matches", "vote", "vote_correct", "gold_result", "predicted_result",
+                  "gold_problem") # written only when set
 
 @dataclass
 class DevPrediction:
     "One dev question's evaluation by one model: a line of a stage's `evaluate/predictions.jsonl`."
     index:int # the question's position in Spider's dev file
     db_id:str # its database
-    hardness:str # Spider's hardness of its gold query
+    hardness:str # Spider's hardness of its gold query (unknown when it cannot be read)
     question:str # the question
     gold_sql:str # the gold query
     predicted_sql:str|None = None # the greedy answer's SQL; None when excluded or not decoded greedily
@@ -309,11 +370,12 @@ class DevPrediction:
     vote_correct:bool|None = None # the voted sample is right
     gold_result:list|None = None # gold's result rows, when someone executed them (the loop does not keep them)
     predicted_result:list|None = None # the greedy answer's result rows, likewise
+    gold_problem:str|None = None # why the gold query cannot be read for hardness; None when it can
 
     def to_json(self)->dict:
-        "The line's JSON object (sample and result keys only when set)."
+        "The line's JSON object (sample, result and gold-problem keys only when set)."
         row = asdict(self)
-        for key in _SAMPLE_KEYS:
+        for key in _OPTIONAL_KEYS:
             if row[key] is None: del row[key]
         return row
 
@@ -336,7 +398,8 @@ def dev_predictions(questions:list, # the dev questions (`reasonforge.data.Quest
     "One `DevPrediction` per question, in order, from its greedy answer and samples and their verdicts."
     rows = []
     for q in questions:
-        row = DevPrediction(q.index, q.db_id, query_hardness(q.gold_sql), q.question, q.gold_sql)
+        hardness, problem = gold_hardness(q.gold_sql)
+        row = DevPrediction(q.index, q.db_id, hardness, q.question, q.gold_sql, gold_problem=problem and f"hardness: {problem}")
         answer, verdict = (greedy or {}).get(q.index, (None, None))
         sampled, verdicts = (samples or {}).get(q.index, (None, None))
         gold_error = next((v.gold_error for v in [verdict, *(verdicts or [])] if v is not None and v.gold_error), None)
@@ -360,8 +423,8 @@ def greedy_summary(predictions:list[DevPrediction], # from `dev_predictions` (or
                    lenient:bool=False, # include the lenient accuracy
                   )->dict:
     "`summarize` of the greedy answers."
-    return summarize([ScoredExample(p.index, p.db_id, p.hardness, p.exec_match, p.lenient_match, p.excluded, p.error)
-                      for p in predictions], lenient)
+    return summarize([ScoredExample(p.index, p.db_id, p.hardness, p.exec_match, p.lenient_match, p.excluded, p.error,
+                                    gold_problem=p.gold_problem) for p in predictions], lenient)
 
 # %% ../nbs/10_evaluate.ipynb #ec726b61
 def write_report(path:str|Path, # REPORT.json to write (atomically)
