@@ -110,7 +110,9 @@ def execute_notebook(template:str|Path, # notebook with a cell tagged `parameter
         log = stack.enter_context(open(log_path, "a", encoding="utf-8")) if log_path else None
         stack.enter_context(_environment(variables))
         try:
-            papermill.execute_notebook(str(template), str(output), parameters=parameters or {}, kernel_name=kernel_name, language="python",
+            # absolute: papermill saves `output` after each cell from inside `cwd`, where a relative path would miss
+            papermill.execute_notebook(str(template.resolve()), str(output.resolve()), parameters=parameters or {},
+                                       kernel_name=kernel_name, language="python",
                                        progress_bar=False, start_timeout=start_timeout, execution_timeout=cell_timeout,
                                        cwd=str(cwd or template.parent), stdout_file=log, stderr_file=log, config=_kernel_manager_config())
         except papermill.PapermillExecutionError as failure:
