@@ -21,6 +21,14 @@ from .score import (ENGINES, NO_PREDICTION, ModelScore, decodings, prediction_li
 __all__ = ['MERGED_MARKER', 'QUESTION_FILTERS', 'choose_questions', 'prediction_report', 'write_predictions', 'merge_adapter',
            'predict', 'format_predict_summary', 'add_predict_command', 'QuestionList', 'questions_from_file']
 
+# %% ../nbs/10b_predict.ipynb #d6d4810a
+def _seeded_sample(questions:list, size:int, seed:int)->list:
+    "A seeded sample of `size` of the questions, kept in split order."
+    if size < 1: raise ReasonForgeError(f"size: {size} is less than 1")
+    if size > len(questions):
+        raise ReasonForgeError(f"size: {size} is more than the {len(questions)} questions of the split")
+    return [questions[i] for i in sorted(random.Random(seed).sample(range(len(questions)), size))]
+
 # %% ../nbs/10b_predict.ipynb #4f3396d8
 def choose_questions(questions:list, # a split's questions, in file order
                      size:int|None=None, # a seeded sample of this many (None: all)
@@ -32,10 +40,7 @@ def choose_questions(questions:list, # a split's questions, in file order
         if wrong := [i for i in indices if not 0 <= i < len(questions)]:
             raise ReasonForgeError(f"indices: {wrong[:5]} out of range (the split has {len(questions)} questions)")
         return [questions[i] for i in sorted(set(indices))]
-    if size is None: return list(questions)
-    if size < 1: raise ReasonForgeError(f"size: {size} is less than 1")
-    if size > len(questions): raise ReasonForgeError(f"size: {size} is more than the {len(questions)} questions of the split")
-    return [questions[i] for i in sorted(random.Random(seed).sample(range(len(questions)), size))]
+    return list(questions) if size is None else _seeded_sample(questions, size, seed)
 
 # %% ../nbs/10b_predict.ipynb #04924bcd
 def _report_example(position:int, row)->dict:
@@ -45,33 +50,59 @@ def _report_example(position:int, row)->dict:
             "question_index": row.index, "self_consistency_match": row.vote_correct,
             "samples_correct": sum(row.sample_matches) if row.sample_matches is not None and not row.excluded else None}
 
+# %% ../nbs/10b_predict.ipynb #e1c5bc66
+def _report_summary(score:ModelScore)->dict:
+    "`report.json`'s summary: `evaluate`'s greedy summary with k, self-consistency, pass@k and its curve added."
+    metrics = score.metrics
+    return {**metrics["greedy"], "k": metrics.get("pass_at_k", {}).get("n", 1),
+            "pass_at_k_curve": metrics.get("pass_at_k_curve", {}),
+            "self_consistency_accuracy": metrics["self_consistency"]["exec_accuracy"] if score.samples else None,
+            "pass_at_k": metrics["pass_at_k"]["exec_accuracy"] if score.samples else None}
+
 # %% ../nbs/10b_predict.ipynb #f996851a
 def prediction_report(score:ModelScore, # from `reasonforge.score.score_model`
                       settings:dict|None=None, # how the answers were obtained, recorded as given
                      )->dict:
     "`report.json`: the greedy summary with self-consistency and pass@k added, the settings, and one example per question."
-    metrics, k = score.metrics, score.metrics.get("pass_at_k", {}).get("n", 1)
-    summary = {**metrics["greedy"], "k": k, "pass_at_k_curve": metrics.get("pass_at_k_curve", {}),
-               "self_consistency_accuracy": metrics["self_consistency"]["exec_accuracy"] if score.samples else None,
-               "pass_at_k": metrics["pass_at_k"]["exec_accuracy"] if score.samples else None}
-    report = {"summary": summary, "settings": settings or {}, "examples": [_report_example(i, r) for i, r in enumerate(score.rows)]}
-    if score.samples: report["self_consistency"] = metrics["self_consistency"]
+    report = {"summary": _report_summary(score), "settings": settings or {},
+              "examples": [_report_example(i, r) for i, r in enumerate(score.rows)]}
+    if score.samples: report["self_consistency"] = score.metrics["self_consistency"]
     return report
+
+# %% ../nbs/10b_predict.ipynb #63e1a0fb
+def _greedy_fields(score:ModelScore, question, row)->dict:
+    "A question's greedy answer as written, with its verdict (None without one)."
+    if question.index not in score.greedy: return {"greedy": None}
+    answer, _ = score.greedy[question.index]
+    return {"greedy": {**asdict(answer), "line": prediction_line(answer.sql), "exec_match": row.exec_match,
+                       "error": row.error}}
+
+# %% ../nbs/10b_predict.ipynb #932ba05d
+def _sample_fields(score:ModelScore, question, row)->dict:
+    "A question's samples as written with their verdicts, its vote and the sample the vote chose ({} without samples)."
+    if question.index not in score.samples: return {}
+    candidates, verdicts = score.samples[question.index]
+    return {"samples": [{**asdict(c), "line": prediction_line(c.sql), **v.to_json()}
+                        for c, v in zip(candidates, verdicts)],
+            "vote": asdict(row.vote), "self_consistency_line": prediction_line(candidates[row.vote.chosen or 0].sql)}
 
 # %% ../nbs/10b_predict.ipynb #b83ac0fe
 def _candidate_row(score:ModelScore, question, row)->dict:
     "One question of `candidates.jsonl`: its greedy answer and samples as written, with their verdicts and the vote."
-    out = {"question_index": question.index, "split": question.split, "db_id": question.db_id, "question": question.question,
-           "gold_sql": question.gold_sql, "excluded": row.excluded, "hardness": row.hardness, "greedy": None}
-    if question.index in score.greedy:
-        answer, _ = score.greedy[question.index]
-        out["greedy"] = {**asdict(answer), "line": prediction_line(answer.sql), "exec_match": row.exec_match, "error": row.error}
-    if question.index in score.samples:
-        candidates, verdicts = score.samples[question.index]
-        out["samples"] = [{**asdict(c), "line": prediction_line(c.sql), **v.to_json()} for c, v in zip(candidates, verdicts)]
-        out["vote"] = asdict(row.vote)
-        out["self_consistency_line"] = prediction_line(candidates[row.vote.chosen or 0].sql)
-    return out
+    return ({"question_index": question.index, "split": question.split, "db_id": question.db_id,
+             "question": question.question, "gold_sql": question.gold_sql, "excluded": row.excluded,
+             "hardness": row.hardness} | _greedy_fields(score, question, row) | _sample_fields(score, question, row))
+
+# %% ../nbs/10b_predict.ipynb #bf48cf4c
+def _prediction_files(score:ModelScore, k:int)->dict:
+    "The lines of the official prediction files: `gold.sql` (with databases), `greedy.sql`, `sc@k.sql` with samples."
+    lines = {"gold.sql": [f"{prediction_line(q.gold_sql)}\t{q.db_id}" for q in score.questions],
+             "greedy.sql": [prediction_line(score.greedy[q.index][0].sql if q.index in score.greedy else None)
+                            for q in score.questions]}
+    if score.samples: lines[f"sc@{k}.sql"] = [
+        prediction_line(score.samples[q.index][0][r.vote.chosen or 0].sql if q.index in score.samples else None)
+        for q, r in zip(score.questions, score.rows)]
+    return lines
 
 # %% ../nbs/10b_predict.ipynb #e0f53ed6
 def write_predictions(out_dir:str|Path, # folder for the files (created)
@@ -83,20 +114,23 @@ def write_predictions(out_dir:str|Path, # folder for the files (created)
     if out_dir.exists() and not out_dir.is_dir(): raise ReasonForgeError(f"--out {out_dir} is a file, not a folder")
     out_dir.mkdir(parents=True, exist_ok=True)
     report = prediction_report(score, settings)
-    lines = {"gold.sql": [f"{prediction_line(q.gold_sql)}\t{q.db_id}" for q in score.questions],
-             "greedy.sql": [prediction_line(score.greedy[q.index][0].sql if q.index in score.greedy else None) for q in score.questions]}
-    if score.samples: lines[f"sc@{report['summary']['k']}.sql"] = [
-        prediction_line(score.samples[q.index][0][r.vote.chosen or 0].sql if q.index in score.samples else None)
-        for q, r in zip(score.questions, score.rows)]
-    for name, text in lines.items(): atomic_write_text(out_dir/name, "".join(line + "\n" for line in text))
+    for name, text in _prediction_files(score, report["summary"]["k"]).items():
+        atomic_write_text(out_dir/name, "".join(line + "\n" for line in text))
     rows = [_candidate_row(score, q, r) for q, r in zip(score.questions, score.rows)]
     atomic_write_text(out_dir/"candidates.jsonl", "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
-    atomic_write_text(out_dir/"predictions.jsonl", "".join(json.dumps(r.to_json(), ensure_ascii=False) + "\n" for r in score.rows))
+    atomic_write_text(out_dir/"predictions.jsonl",
+                      "".join(json.dumps(r.to_json(), ensure_ascii=False) + "\n" for r in score.rows))
     write_report(out_dir/"report.json", report)
     return report
 
 # %% ../nbs/10b_predict.ipynb #2f787ae3
 MERGED_MARKER = "reasonforge-merged.json" # written last into a merged folder
+
+# %% ../nbs/10b_predict.ipynb #fa98e07a
+def _adapter_files(adapter_dir:Path)->dict:
+    "The SHA-256 of an adapter's weights and config by file name: what makes two merges the same."
+    return {p.name: sha256_file(p) for p in sorted(adapter_dir.iterdir())
+            if p.is_file() and (p.suffix in (".safetensors", ".bin") or p.name == "adapter_config.json")}
 
 # %% ../nbs/10b_predict.ipynb #9811c73e
 def merge_adapter(model_dir:str|Path, # the base model's Hugging Face folder
@@ -106,8 +140,7 @@ def merge_adapter(model_dir:str|Path, # the base model's Hugging Face folder
     model_dir, adapter_dir = Path(model_dir), Path(adapter_dir)
     if not (adapter_dir/"adapter_config.json").is_file():
         raise ReasonForgeError(f"--adapter {adapter_dir}: not a LoRA adapter folder (no adapter_config.json)")
-    content = {p.name: sha256_file(p) for p in sorted(adapter_dir.iterdir())
-               if p.is_file() and (p.suffix in (".safetensors", ".bin") or p.name == "adapter_config.json")}
+    content = _adapter_files(adapter_dir)
     target = cache_dir("merged")/stable_hash([model_identity(model_dir), content])
     if (target/MERGED_MARKER).is_file(): return target
     with heavy_lock("merging a LoRA adapter"):
@@ -131,6 +164,13 @@ def _check_predict_arguments(split:str, k:int, temperature:float, engine:str, ma
     if out_dir.exists() and not out_dir.is_dir(): raise ReasonForgeError(f"--out {out_dir} is a file, not a folder")
     if adapter is not None and not (Path(adapter)/"adapter_config.json").is_file():
         raise ReasonForgeError(f"--adapter {adapter}: not a LoRA adapter folder (no adapter_config.json)")
+
+# %% ../nbs/10b_predict.ipynb #c57a248b
+def _predict_questions(dataset, subset:int|None, seed:int, indices:list|None)->list:
+    "The questions `predict` scores (`choose_questions`), an error naming `--subset` when it picks none."
+    try: return choose_questions(dataset.questions, subset, seed, indices)
+    except ReasonForgeError as error:
+        raise ReasonForgeError(f"--subset {subset}: {error}" if indices is None else str(error)) from None
 
 # %% ../nbs/10b_predict.ipynb #454565a5
 def predict(model:str=DEFAULT_MODEL, # model source for `resolve_model`
@@ -156,8 +196,7 @@ def predict(model:str=DEFAULT_MODEL, # model source for `resolve_model`
     out_dir = Path(out_dir)
     _check_predict_arguments(split, k, temperature, backend, max_tokens, out_dir, adapter)
     dataset = load_spider(spider_dir or find_spider_dir(), split, check_schemas=False)
-    try: questions = choose_questions(dataset.questions, subset, seed, indices)
-    except ReasonForgeError as error: raise ReasonForgeError(f"--subset {subset}: {error}" if indices is None else str(error)) from None
+    questions = _predict_questions(dataset, subset, seed, indices)
     model_dir = resolve_model(model)
     if adapter is not None: model_dir = merge_adapter(model_dir, adapter)
     started = time.time()
@@ -196,6 +235,17 @@ def _predict_command(args)->int:
     print(f"wrote {', '.join(written)} in {args.out}")
     return 0
 
+# %% ../nbs/10b_predict.ipynb #6ae78ca4
+def _add_decoding_arguments(command):
+    "The decoding options of `reasonforge predict`: k samples, their temperature and seed, the token budgets."
+    command.add_argument("--k", type=int, default=16,
+                         help="samples per question for self-consistency and pass@k (default 16; 1: greedy only)")
+    command.add_argument("--temperature", type=float, default=0.7, help="temperature of the samples (default 0.7)")
+    command.add_argument("--sampling-seed", type=int, default=0, help="seed of the samples (default 0)")
+    command.add_argument("--max-tokens", type=int, default=256, help="most tokens per answer (default 256)")
+    command.add_argument("--prompt-budget", type=int, help="most prompt tokens, as a run's prompt_budget: "
+                         "wide schemas lose detail until it fits (default: full schema)")
+
 # %% ../nbs/10b_predict.ipynb #69b5abb2
 def add_predict_command(subparsers, # from `argparse.ArgumentParser.add_subparsers`
                        ):
@@ -207,11 +257,7 @@ def add_predict_command(subparsers, # from `argparse.ArgumentParser.add_subparse
     command.add_argument("--split", default="dev", help="which questions: dev (default) or train")
     command.add_argument("--subset", type=int, help="a seeded sample of this many questions, in split order (default: all)")
     command.add_argument("--seed", type=int, default=0, help="seed of the subset (default 0; a run's dev_subset.seed picks the same)")
-    command.add_argument("--k", type=int, default=16, help="samples per question for self-consistency and pass@k (default 16; 1: greedy only)")
-    command.add_argument("--temperature", type=float, default=0.7, help="temperature of the samples (default 0.7)")
-    command.add_argument("--sampling-seed", type=int, default=0, help="seed of the samples (default 0)")
-    command.add_argument("--max-tokens", type=int, default=256, help="most tokens per answer (default 256)")
-    command.add_argument("--prompt-budget", type=int, help="most prompt tokens, as a run's prompt_budget: wide schemas lose detail until it fits (default: full schema)")
+    _add_decoding_arguments(command)
     command.add_argument("--backend", default="vllm", help="vllm (default) or transformers")
     command.add_argument("--keep-distinct", action="store_true", help="keep DISTINCT (the official default removes it)")
     command.add_argument("--timeout", type=float, default=5.0, help="seconds allowed per query (default 5)")
@@ -219,9 +265,10 @@ def add_predict_command(subparsers, # from `argparse.ArgumentParser.add_subparse
     command.set_defaults(handler=_predict_command)
     return command
 
-# %% ../nbs/10b_predict.ipynb #d6ae8307
+# %% ../nbs/10b_predict.ipynb #42c37472
 QUESTION_FILTERS = ("all", "wrong", "unsolved") # which questions of a file train
 
+# %% ../nbs/10b_predict.ipynb #d6ae8307
 @dataclass
 class QuestionList:
     "Question indices read from a file, and where they came from."
@@ -231,17 +278,23 @@ class QuestionList:
     split:str # 'train', or 'dev' when dev questions were allowed explicitly
     indices:list # question indices in that split, sorted
 
-# %% ../nbs/10b_predict.ipynb #04b970a5
-def _read_question_file(path:Path)->tuple[str, list]:
-    "(kind, [(index, db_id or None, scored, wrong, samples correct or None)]) of a questions file."
+# %% ../nbs/10b_predict.ipynb #a54f4ee6
+def _parse_question_file(path:Path):
+    "A questions file's content: its integers (one per line), else its JSON value, else its JSON lines."
     try: text = path.read_text(encoding="utf-8")
     except OSError as error: raise ReasonForgeError(f"cannot read questions file {path}: {error.strerror}") from None
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    if lines and all(re.fullmatch(r"\d+", line) for line in lines): return "indices", [(int(line), None, True, None, None) for line in lines]
-    try: data = json.loads(text)
+    if lines and all(re.fullmatch(r"\d+", line) for line in lines): return [int(line) for line in lines]
+    try: return json.loads(text)
     except ValueError:
-        try: data = [json.loads(line) for line in lines]
-        except ValueError: raise ReasonForgeError(f"{path}: neither a report.json, a JSON-lines file of a run, nor a list of question indices") from None
+        try: return [json.loads(line) for line in lines]
+        except ValueError: raise ReasonForgeError(f"{path}: neither a report.json, a JSON-lines file of a run, "
+                                                  "nor a list of question indices") from None
+
+# %% ../nbs/10b_predict.ipynb #04b970a5
+def _read_question_file(path:Path)->tuple[str, list]:
+    "(kind, [(index, db_id or None, scored, wrong, samples correct or None)]) of a questions file."
+    data = _parse_question_file(path)
     if isinstance(data, list) and data and all(isinstance(i, int) and not isinstance(i, bool) for i in data):
         return "indices", [(i, None, True, None, None) for i in data]
     if isinstance(data, dict) and isinstance(data.get("examples"), list):
@@ -254,6 +307,37 @@ def _read_question_file(path:Path)->tuple[str, list]:
         gold = {r["question_index"] for r in data if r["source"] == "gold"}
         return "training set", [(i, db_id, True, None, 0 if i in gold else 1) for i, db_id in sorted({(r["question_index"], r.get("db_id")) for r in data})]
     raise ReasonForgeError(f"{path}: neither a report.json, a run's verdicts.jsonl or train.jsonl, nor a list of question indices")
+
+# %% ../nbs/10b_predict.ipynb #59a928e0
+def _on_dev(path:Path, entries:list, dev_databases:set, allowed:bool)->bool:
+    "Whether a file names Spider dev questions: refused unless `allowed`, and never mixed with train questions."
+    on_dev = sorted({db_id for _, db_id, *_ in entries if db_id in dev_databases})
+    if on_dev and not allowed:
+        dev_questions, shown = sum(db_id in dev_databases for _, db_id, *_ in entries), ", ".join(on_dev[:5])
+        raise ReasonForgeError(f"{path}: {dev_questions} of its questions are Spider dev questions (databases "
+                               f"{shown}{', ...' if len(on_dev) > 5 else ''}): training on them leaks the test set. "
+                               "Use a train-split file (e.g. from `reasonforge predict --split train`), "
+                               "or set train_on_dev_questions: true")
+    if on_dev and any(db_id is not None and db_id not in dev_databases for _, db_id, *_ in entries):
+        raise ReasonForgeError(f"{path} mixes dev and train questions: one split per file")
+    return bool(on_dev)
+
+# %% ../nbs/10b_predict.ipynb #51eb232a
+def _chosen_indices(path:Path, entries:list, split, only:str)->list:
+    "The sorted indices of a file's entries that `only` keeps, each checked against its split."
+    chosen = set()
+    for position, (index, db_id, scored, wrong, correct) in enumerate(entries):
+        if not isinstance(index, int) or not 0 <= index < len(split.questions):
+            raise ReasonForgeError(f"{path} entry {position}: question index {index!r} is not in the "
+                                   f"{split.split} split ({len(split.questions)} questions)")
+        if db_id is not None and split[index].db_id != db_id:
+            raise ReasonForgeError(f"{path} entry {position}: {split.split} question {index} is on "
+                                   f"{split[index].db_id}, not {db_id}: was the file made on another question list "
+                                   "(e.g. evaluate --gold)? Use a predict report")
+        if scored and (only == "all" or (only == "wrong" and wrong) or (only == "unsolved" and correct == 0)):
+            chosen.add(index)
+    if not chosen: raise ReasonForgeError(f"{path}: no questions left with only: {only}")
+    return sorted(chosen)
 
 # %% ../nbs/10b_predict.ipynb #eb0901bd
 def questions_from_file(path:str|Path, # report.json, verdicts.jsonl, a harvest train.jsonl, or a list of indices
@@ -270,22 +354,5 @@ def questions_from_file(path:str|Path, # report.json, verdicts.jsonl, a harvest 
         raise ReasonForgeError(f"{path} has no per-question samples (a `reasonforge predict --k 2` or more report has): use only: wrong or all")
     spider = spider_dir or find_spider_dir()
     dev, train = load_spider(spider, "dev", check_schemas=False), load_spider(spider, "train", check_schemas=False)
-    dev_databases = {q.db_id for q in dev.questions}
-    on_dev = sorted({db_id for _, db_id, *_ in entries if db_id in dev_databases})
-    if on_dev and not train_on_dev_questions:
-        raise ReasonForgeError(f"{path}: {sum(db_id in dev_databases for _, db_id, *_ in entries)} of its questions are Spider dev questions "
-                               f"(databases {', '.join(on_dev[:5])}{', ...' if len(on_dev) > 5 else ''}): training on them leaks the test set. "
-                               "Use a train-split file (e.g. from `reasonforge predict --split train`), or set train_on_dev_questions: true")
-    split = dev if on_dev else train
-    if on_dev and any(db_id is not None and db_id not in dev_databases for _, db_id, *_ in entries):
-        raise ReasonForgeError(f"{path} mixes dev and train questions: one split per file")
-    chosen = set()
-    for position, (index, db_id, scored, wrong, correct) in enumerate(entries):
-        if not isinstance(index, int) or not 0 <= index < len(split.questions):
-            raise ReasonForgeError(f"{path} entry {position}: question index {index!r} is not in the {split.split} split ({len(split.questions)} questions)")
-        if db_id is not None and split[index].db_id != db_id:
-            raise ReasonForgeError(f"{path} entry {position}: {split.split} question {index} is on {split[index].db_id}, not {db_id}: "
-                                   "was the file made on another question list (e.g. evaluate --gold)? Use a predict report")
-        if scored and (only == "all" or (only == "wrong" and wrong) or (only == "unsolved" and correct == 0)): chosen.add(index)
-    if not chosen: raise ReasonForgeError(f"{path}: no questions left with only: {only}")
-    return QuestionList(str(path), kind, only, split.split, sorted(chosen))
+    split = dev if _on_dev(path, entries, {q.db_id for q in dev.questions}, train_on_dev_questions) else train
+    return QuestionList(str(path), kind, only, split.split, _chosen_indices(path, entries, split, only))
