@@ -266,86 +266,106 @@ class Run:
         self.folder, self.config = Path(folder).resolve(), config
         self._datasets, self._base_model = {}, None
 
-    @classmethod
-    def start(cls, config:str|Path|RunConfig, # a YAML config file, or a checked config
-              run_dir:str|Path|None=None, # the run folder (default: run_root/name)
-              text:str|None=None, # the YAML a checked `config` was read from (default: the config written out as YAML)
-             )->Run:
-        "Create a run folder with the config snapshot, or reopen one that was started with the same config."
-        if not isinstance(config, RunConfig): config, text = read_config(config)
-        if text is None: text = yaml.safe_dump(config_to_dict(config), sort_keys=False)
-        folder = Path(run_dir) if run_dir else Path(config.run_root)/config.name
-        resolved = config_to_dict(config)
-        with run_lock(folder):
-            if (started := _started_config(folder)) is not None:
-                changed = config_differences(started, resolved)
-                if changed:
-                    raise ReasonForgeError(f"run folder {folder} was started with another config; changed: {'; '.join(changed)}. "
-                                           f"Use another run folder (--run-dir), or the config it was started with")
-            atomic_write_text(folder/CONFIG_SNAPSHOT, text)
-            atomic_write_json(folder/RESOLVED_CONFIG, resolved)
-            run = cls(folder, config)
-            if (source := run.train_questions()) is not None: atomic_write_json(folder/TRAIN_QUESTIONS, source) # where they came from
-        return run
-
-    @classmethod
-    def open(cls, run_dir:str|Path, # an existing run folder
-            )->Run:
-        "Reopen a run folder from its config snapshot."
-        started = _started_config(Path(run_dir))
-        if started is None: raise ReasonForgeError(f"{run_dir} is not a run folder (no {RESOLVED_CONFIG}); start it with `reasonforge run`")
-        return cls(run_dir, config_from_dict(started, str(Path(run_dir)/RESOLVED_CONFIG)))
-
     def __repr__(self): return f"Run({self.folder}, model={self.config.model!r}, iterations={self.config.iterations})"
 
-    def stage(self, name:str, # stage folder below the run folder
-              work, # callable(folder) -> summary
-              inputs=(), # files of other stages it reads
-             )->dict:
-        "Run a stage of this run (see `run_stage`)."
-        return run_stage(self.folder, name, work, inputs)
+# %% ../nbs/13b_run_folder.ipynb #51bffb3c
+@patch(cls_method=True)
+def start(cls:Run, config:str|Path|RunConfig, # a YAML config file, or a checked config
+          run_dir:str|Path|None=None, # the run folder (default: run_root/name)
+          text:str|None=None, # the YAML a checked `config` was read from (default: the config written out as YAML)
+         )->Run:
+    "Create a run folder with the config snapshot, or reopen one that was started with the same config."
+    if not isinstance(config, RunConfig): config, text = read_config(config)
+    if text is None: text = yaml.safe_dump(config_to_dict(config), sort_keys=False)
+    folder = Path(run_dir) if run_dir else Path(config.run_root)/config.name
+    resolved = config_to_dict(config)
+    with run_lock(folder):
+        if (started := _started_config(folder)) is not None:
+            changed = config_differences(started, resolved)
+            if changed:
+                raise ReasonForgeError(f"run folder {folder} was started with another config; changed: "
+                                       f"{'; '.join(changed)}. Use another run folder (--run-dir), "
+                                       f"or the config it was started with")
+        atomic_write_text(folder/CONFIG_SNAPSHOT, text)
+        atomic_write_json(folder/RESOLVED_CONFIG, resolved)
+        run = cls(folder, config)
+        if (source := run.train_questions()) is not None:
+            atomic_write_json(folder/TRAIN_QUESTIONS, source) # where they came from
+    return run
 
-    def dataset(self, split:str, # "train" or "dev"
-               ):
-        "The Spider split (loaded once)."
-        from reasonforge.data import find_spider_dir, load_spider
-        if split not in self._datasets:
-            spider = self.config.spider_dir or find_spider_dir()
-            self._datasets[split] = load_spider(spider, split, check_schemas=False)
-        return self._datasets[split]
+# %% ../nbs/13b_run_folder.ipynb #089d2e0f
+@patch(cls_method=True)
+def open(cls:Run, run_dir:str|Path, # an existing run folder
+        )->Run:
+    "Reopen a run folder from its config snapshot."
+    started = _started_config(Path(run_dir))
+    if started is None:
+        raise ReasonForgeError(f"{run_dir} is not a run folder (no {RESOLVED_CONFIG}); start it with `reasonforge run`")
+    return cls(run_dir, config_from_dict(started, str(Path(run_dir)/RESOLVED_CONFIG)))
 
-    def questions(self, split:str, # "train" or "dev"
-                 )->list:
-        "The questions of the split this run uses (excluded ones included: they are counted)."
-        if split == "train" and (source := self.train_questions()) is not None: # questions from a file (`train_subset.from_file`)
-            questions = self.dataset(source["split"]).questions
-            return [questions[i] for i in source["indices"]]
-        subset = self.config.train_subset if split == "train" else self.config.dev_subset
-        return select_questions(self.dataset(split).questions, subset, f"{split}_subset")
+# %% ../nbs/13b_run_folder.ipynb #c0f9b066
+@patch
+def stage(self:Run, name:str, # stage folder below the run folder
+          work, # callable(folder) -> summary
+          inputs=(), # files of other stages it reads
+         )->dict:
+    "Run a stage of this run (see `run_stage`)."
+    return run_stage(self.folder, name, work, inputs)
 
-    def base_model(self)->Path:
-        "The folder of the model the run starts from, `start_model` or else `model` (resolved once): iterations train from it."
-        from reasonforge.models import resolve_model
-        if self._base_model is None: self._base_model = Path(resolve_model(self.config.start_model or self.config.model))
-        return self._base_model
+# %% ../nbs/13b_run_folder.ipynb #d12155e4
+@patch
+def dataset(self:Run, split:str, # "train" or "dev"
+           ):
+    "The Spider split (loaded once)."
+    from reasonforge.data import find_spider_dir, load_spider
+    if split not in self._datasets:
+        spider = self.config.spider_dir or find_spider_dir()
+        self._datasets[split] = load_spider(spider, split, check_schemas=False)
+    return self._datasets[split]
 
-    def model_for(self, iteration:int, # 0: the base model; i: the model iteration i trained
-                 )->Path:
-        "The model that iteration `iteration` produced (0: the base model)."
-        if iteration == 0: return self.base_model()
-        name = f"iteration_{iteration}/train"
-        if stage_info(self.folder, name) is None: raise ReasonForgeError(f"{self.folder/name} is not finished: iteration {iteration} has no model yet")
-        return self.folder/name/"merged"
+# %% ../nbs/13b_run_folder.ipynb #6d2d23e1
+@patch
+def questions(self:Run, split:str, # "train" or "dev"
+             )->list:
+    "The questions of the split this run uses (excluded ones included: they are counted)."
+    if split == "train" and (source := self.train_questions()) is not None: # questions from `train_subset.from_file`
+        questions = self.dataset(source["split"]).questions
+        return [questions[i] for i in source["indices"]]
+    subset = self.config.train_subset if split == "train" else self.config.dev_subset
+    return select_questions(self.dataset(split).questions, subset, f"{split}_subset")
 
-    def stages(self)->list:
-        "Every finished stage's `stage.json`, in the order they finished."
-        names = [str(p.parent.relative_to(self.folder)) for p in self.folder.glob(f"**/{STAGE_FILE}")]
-        infos = [info for name in names if (info := stage_info(self.folder, name)) is not None] # a `.partial` folder's record is not a finished stage
-        log = self.folder/"stages.jsonl"
-        order = {}
-        for position, line in enumerate(log.read_text(encoding="utf-8", errors="replace").splitlines() if log.is_file() else []):
-            with contextlib.suppress(ValueError, TypeError, KeyError): order[json.loads(line)["stage"]] = position # a torn line is skipped
-        return sorted(infos, key=lambda info: (order.get(info["stage"], len(order)), info["finished"]))
+# %% ../nbs/13b_run_folder.ipynb #1c761dd9
+@patch
+def base_model(self:Run)->Path:
+    "The folder of the model the run starts from: `start_model`, else `model` (resolved once). Iterations train from it."
+    from reasonforge.models import resolve_model
+    if self._base_model is None: self._base_model = Path(resolve_model(self.config.start_model or self.config.model))
+    return self._base_model
+
+# %% ../nbs/13b_run_folder.ipynb #a451e0ae
+@patch
+def model_for(self:Run, iteration:int, # 0: the base model; i: the model iteration i trained
+             )->Path:
+    "The model that iteration `iteration` produced (0: the base model)."
+    if iteration == 0: return self.base_model()
+    name = f"iteration_{iteration}/train"
+    if stage_info(self.folder, name) is None:
+        raise ReasonForgeError(f"{self.folder/name} is not finished: iteration {iteration} has no model yet")
+    return self.folder/name/"merged"
+
+# %% ../nbs/13b_run_folder.ipynb #8248a234
+@patch
+def stages(self:Run)->list:
+    "Every finished stage's `stage.json`, in the order they finished."
+    names = [str(p.parent.relative_to(self.folder)) for p in self.folder.glob(f"**/{STAGE_FILE}")]
+    infos = [info for name in names if (info := stage_info(self.folder, name)) is not None] # `.partial` ones are not
+    log = self.folder/"stages.jsonl"
+    order = {}
+    lines = log.read_text(encoding="utf-8", errors="replace").splitlines() if log.is_file() else []
+    for position, line in enumerate(lines):
+        with contextlib.suppress(ValueError, TypeError, KeyError): # a torn line is skipped
+            order[json.loads(line)["stage"]] = position
+    return sorted(infos, key=lambda info: (order.get(info["stage"], len(order)), info["finished"]))
 
 # %% ../nbs/13b_run_folder.ipynb #6b1e2f02
 TRAIN_QUESTIONS = "train_questions.json"
