@@ -93,6 +93,17 @@ def _relative(run:Run, path:Path)->str:
     path = Path(path).resolve()
     return str(path.relative_to(run.folder)) if path.is_relative_to(run.folder) else str(path)
 
+# %% ../nbs/13_loop.ipynb #e29cd744
+def _sample_summary(run:Run, model:Path, questions:list, usable:list, records:list, engine_stats:dict)->dict:
+    "What a sample stage reports: the candidates, those without SQL or cut at `max_tokens`, and the engine's work."
+    return {"model": _relative(run, model), "questions": len(questions), "excluded": len(questions) - len(usable),
+            "k": run.config.sampling.k, "candidates": sum(len(r.candidates) for r in records),
+            "no_sql": sum(not sql for r in records for sql in r.sqls),
+            "hit_max_tokens": sum(c.finish_reason == "length" for r in records for c in r.candidates),
+            "resumed_prompts": engine_stats.get("prompts", 0) - engine_stats.get("sampled_prompts", 0),
+            "generated_tokens": engine_stats.get("generated_tokens"),
+            "engine_start_seconds": engine_stats.get("engine_start_seconds")}
+
 # %% ../nbs/13_loop.ipynb #bf073d21
 def sample_candidates(run:Run, # the run
                       iteration:int, # 1-based iteration: samples with the model of iteration - 1
@@ -109,14 +120,17 @@ def sample_candidates(run:Run, # the run
         records = [SampledQuestion(q.index, q.db_id, q.question, q.gold_sql, _messages_for(run, q), candidates)
                    for q, candidates in zip(usable, sampled)]
         write_jsonl(folder/"candidates.jsonl", [record.to_json() for record in records])
-        shutil.rmtree(folder/"cache", ignore_errors=True) # the candidates are kept above; the cache only served a resume
-        return {"model": _relative(run, model), "questions": len(questions), "excluded": len(questions) - len(usable),
-                "k": run.config.sampling.k, "candidates": sum(len(r.candidates) for r in records),
-                "no_sql": sum(not sql for r in records for sql in r.sqls),
-                "hit_max_tokens": sum(c.finish_reason == "length" for r in records for c in r.candidates),
-                "resumed_prompts": engine_stats.get("prompts", 0) - engine_stats.get("sampled_prompts", 0),
-                "generated_tokens": engine_stats.get("generated_tokens"), "engine_start_seconds": engine_stats.get("engine_start_seconds")}
+        shutil.rmtree(folder/"cache", ignore_errors=True) # the candidates are kept; the cache only served a resume
+        return _sample_summary(run, model, questions, usable, records, engine_stats)
     return run.stage(f"iteration_{iteration}/sample", work, stage_inputs(run, f"iteration_{iteration}/sample"))
+
+# %% ../nbs/13_loop.ipynb #61ff781a
+def _verify_summary(rows:list, verdicts:list)->dict:
+    "What a verify stage reports: the candidates, the correct ones, the error kinds, the questions whose gold fails."
+    from collections import Counter
+    return {"questions": len(rows), "candidates": len(verdicts), "correct": sum(bool(v.exec_match) for v in verdicts),
+            "error_kinds": dict(Counter(v.error_kind for v in verdicts if v.error_kind)),
+            "gold_failures": [r["index"] for r in rows if any(v["gold_error"] for v in r["verdicts"])]}
 
 # %% ../nbs/13_loop.ipynb #f800e47b
 def verify_candidates(run:Run, # the run
@@ -124,55 +138,66 @@ def verify_candidates(run:Run, # the run
                      )->dict:
     "Stage `iteration_<i>/verify`: execute every candidate against its gold query (official semantics)."
     def work(folder:Path)->dict:
-        rows = [SampledQuestion.from_json(r) for r in read_jsonl(run.folder/f"iteration_{iteration}/sample/candidates.jsonl")]
+        rows = [SampledQuestion.from_json(r)
+                for r in read_jsonl(run.folder/f"iteration_{iteration}/sample/candidates.jsonl")]
         database = run.dataset("train").database_path
         from reasonforge.execute import SQLExecutor
         groups = [[(database(r.db_id), r.gold_sql, sql) for sql in r.sqls] for r in rows]
         scoring = _scoring(run)
-        with SQLExecutor(timeout=scoring["timeout"], max_rows=scoring["max_rows"], workers=scoring["workers"]) as executor:
+        limits = {key: scoring[key] for key in ("timeout", "max_rows", "workers")}
+        with SQLExecutor(**limits) as executor:
             judged = verify_groups(executor, groups, keep_distinct=scoring["keep_distinct"], lenient=scoring["lenient"])
-        out = [{"index": r.index, "db_id": r.db_id, "verdicts": [v.to_json() for v in verdicts]} for r, verdicts in zip(rows, judged)]
-        flat = [v for verdicts in judged for v in verdicts]
+        out = [{"index": r.index, "db_id": r.db_id, "verdicts": [v.to_json() for v in verdicts]}
+               for r, verdicts in zip(rows, judged)]
         write_jsonl(folder/"verdicts.jsonl", out)
-        from collections import Counter
-        gold_failures = [r["index"] for r in out if any(v["gold_error"] for v in r["verdicts"])]
-        return {"questions": len(out), "candidates": len(flat), "correct": sum(bool(v.exec_match) for v in flat),
-                "error_kinds": dict(Counter(v.error_kind for v in flat if v.error_kind)), "gold_failures": gold_failures}
+        return _verify_summary(out, [v for verdicts in judged for v in verdicts])
     return run.stage(f"iteration_{iteration}/verify", work, stage_inputs(run, f"iteration_{iteration}/verify"))
+
+# %% ../nbs/13_loop.ipynb #550e0118
+def _harvest_questions(candidates:list, verdicts:dict)->tuple:
+    "(each sampled question harvested, the indices skipped because their gold query fails: it cannot be learned from)."
+    from reasonforge.harvest import HarvestQuestion, harvest_question
+    harvests, skipped = [], []
+    for r in candidates:
+        judged = verdicts[r.index]
+        if any(v.gold_error for v in judged): skipped.append(r.index); continue
+        harvests.append(harvest_question(HarvestQuestion(r.index, r.db_id, r.question, r.gold_sql, r.messages,
+                                                         r.sqls, [bool(v.exec_match) for v in judged])))
+    return harvests, skipped
 
 # %% ../nbs/13_loop.ipynb #21e83f25
 def harvest_training_set(run:Run, # the run
                          iteration:int, # 1-based iteration
                         )->dict:
     "Stage `iteration_<i>/harvest`: distinct correct candidates, gold for 0/k questions, weighting and caps."
-    from reasonforge.harvest import HarvestQuestion, harvest_question, build_training_rows, write_training_set
+    from reasonforge.harvest import build_training_rows, write_training_set
     from reasonforge.execute import Verdict
     def work(folder:Path)->dict:
-        candidates = [SampledQuestion.from_json(r) for r in read_jsonl(run.folder/f"iteration_{iteration}/sample/candidates.jsonl")]
-        verdicts = {r["index"]: [Verdict.from_json(v) for v in r["verdicts"]] for r in read_jsonl(run.folder/f"iteration_{iteration}/verify/verdicts.jsonl")}
-        harvests, skipped = [], []
-        for r in candidates:
-            judged = verdicts[r.index]
-            if any(v.gold_error for v in judged): skipped.append(r.index); continue # a gold query that fails cannot be learned from
-            harvests.append(harvest_question(HarvestQuestion(r.index, r.db_id, r.question, r.gold_sql, r.messages,
-                                                             r.sqls, [bool(v.exec_match) for v in judged])))
+        iteration_dir = run.folder/f"iteration_{iteration}"
+        candidates = [SampledQuestion.from_json(r) for r in read_jsonl(iteration_dir/"sample"/"candidates.jsonl")]
+        verdicts = {r["index"]: [Verdict.from_json(v) for v in r["verdicts"]]
+                    for r in read_jsonl(iteration_dir/"verify"/"verdicts.jsonl")}
+        harvests, skipped = _harvest_questions(candidates, verdicts)
         rows, stats = build_training_rows(harvests, run.config.harvest)
         write_training_set(rows, {**stats, "skipped_gold_failures": skipped}, folder/"train.jsonl")
         return {**stats, "skipped_gold_failures": skipped}
     return run.stage(f"iteration_{iteration}/harvest", work, stage_inputs(run, f"iteration_{iteration}/harvest"))
 
-# %% ../nbs/13_loop.ipynb #6bf75357
-_TRAINING_SUMMARY = ("backend", "global_step", "first_loss", "last_loss", "train_loss", "train_seconds", "seconds_per_step",
-                     "tokens_per_second", "peak_rss_mb", "peak_gpu_allocated_mb", "peak_gpu_reserved_mb", "num_processes", "device", "dtype", "effective_batch_size", "resumed_from", "losses",
-                     "examples", "dropped_too_long") # rows trained on, and rows too long to train on (`results.json` reports both)
+# %% ../nbs/13_loop.ipynb #788dd09c
+_TRAINING_SUMMARY = ("backend", "global_step", "first_loss", "last_loss", "train_loss", "train_seconds",
+                     "seconds_per_step", "tokens_per_second", "peak_rss_mb", "peak_gpu_allocated_mb",
+                     "peak_gpu_reserved_mb", "num_processes", "device", "dtype", "effective_batch_size", "resumed_from",
+                     "losses", "examples", "dropped_too_long") # rows trained on, and too long to train on
 
+# %% ../nbs/13_loop.ipynb #6bf75357
 def _train_stage(run:Run, name:str)->dict:
     "A training stage: a LoRA from the base model on `training_set`, merged into `<stage>/merged`."
     from reasonforge.train import train_lora
     def work(folder:Path)->dict:
         info = train_lora(run.base_model(), stage_inputs(run, name)[0], folder, run.config.training)
         shutil.rmtree(folder/"checkpoints", ignore_errors=True) # only a resumed training needs them
-        return {key: info.get(key) for key in _TRAINING_SUMMARY} | {key: value for key, value in info.items() if key.startswith("rows")}
+        return {key: info.get(key) for key in _TRAINING_SUMMARY} | {key: value for key, value in info.items()
+                                                                     if key.startswith("rows")}
     return run.stage(name, work, stage_inputs(run, name))
 
 # %% ../nbs/13_loop.ipynb #5e36440d
@@ -337,27 +362,32 @@ def echo_run_log(path:str|Path, # the run's `run.log`
     try: yield
     finally: stop.set(); thread.join()
 
+# %% ../nbs/13_loop.ipynb #ec5bcab8
+def _check_split(run:Run, split:str)->dict:
+    "Check a split the run reads: its subset selects usable questions, their schemas read. How many, how many excluded."
+    dataset, questions, where = run.dataset(split), run.questions(split), f"{split}_subset"
+    if not questions:
+        raise ReasonForgeError(f"{where}: selects no questions of Spider {split} ({dataset.root/SPLIT_FILES[split]})")
+    usable = [q for q in questions if not q.excluded]
+    missing = sorted({q.db_id for q in questions if q.excluded})
+    if not usable:
+        raise ReasonForgeError(f"{where}: all {len(questions)} selected {split} questions are excluded: "
+                               f"their databases {missing} are missing from {dataset.database_dir}")
+    if missing: logger.warning("%s: %d of %d questions excluded (databases missing from %s: %s)", where,
+                               len(questions) - len(usable), len(questions), dataset.database_dir, ", ".join(missing))
+    dataset.check_schemas({q.db_id for q in usable})
+    return {"questions": len(questions), "excluded": len(questions) - len(usable)}
+
 # %% ../nbs/13_loop.ipynb #5a7c2e4c
 def check_inputs(run:Run, # a run (its folder need not exist yet)
                 )->dict:
-    "Check what the run will read, before any engine starts: Spider files and schemas, the question subsets and the model."
+    "Check what the run will read before any engine starts: Spider files and schemas, question subsets, the model."
     needs_train = run.config.iterations > 0 or run.config.sft_baseline
-    found = {}
-    for split in ("dev", "train") if needs_train else ("dev",):
-        dataset, questions, where = run.dataset(split), run.questions(split), f"{split}_subset"
-        if not questions: raise ReasonForgeError(f"{where}: selects no questions of Spider {split} ({dataset.root/SPLIT_FILES[split]})")
-        usable = [q for q in questions if not q.excluded]
-        missing = sorted({q.db_id for q in questions if q.excluded})
-        if not usable:
-            raise ReasonForgeError(f"{where}: all {len(questions)} selected {split} questions are excluded: their databases "
-                                   f"{missing} are missing from {dataset.database_dir}")
-        if missing: logger.warning("%s: %d of %d questions excluded (databases missing from %s: %s)", where,
-                                   len(questions) - len(usable), len(questions), dataset.database_dir, ", ".join(missing))
-        dataset.check_schemas({q.db_id for q in usable})
-        found[split] = {"questions": len(questions), "excluded": len(questions) - len(usable)}
+    found = {split: _check_split(run, split) for split in (("dev", "train") if needs_train else ("dev",))}
     if (source := run.train_questions()) is not None: # `train_subset.from_file`: read above, dev questions refused
         found["train_questions"] = {key: source[key] for key in ("from_file", "kind", "only", "split", "questions")}
-        if source["split"] == "dev": logger.warning("train_on_dev_questions: %s names Spider dev questions: this run's dev figures will be contaminated", source["from_file"])
+        if source["split"] == "dev": logger.warning("train_on_dev_questions: %s names Spider dev questions: this run's "
+                                                    "dev figures will be contaminated", source["from_file"])
     found["model"] = str(run.base_model())
     return found
 
@@ -415,63 +445,84 @@ def _parameter_path(path:Path)->str:
     "A report notebook's path parameter, relative to the folder the kernel runs in: reports name no machine's folders."
     return os.path.relpath(Path(path).resolve())
 
+# %% ../nbs/13_loop.ipynb #5f8112d1
+def _reports_folder(run:Run, reports_dir:str|Path|None)->Path:
+    "The run's reports folder, created: `reports_dir`, else `reports_root/<run folder name>`."
+    reports = Path(reports_dir or Path(run.config.reports_root)/run.folder.name).resolve()
+    try: reports.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ReasonForgeError(f"cannot write the reports folder {reports}: {error.strerror or error} "
+                               "(choose another --reports-dir or reports_root)") from None
+    return reports
+
+# %% ../nbs/13_loop.ipynb #baf93a04
+def _notebook_runner(run:Run, reports:Path):
+    "A function `(name, output, parameters)` that executes report notebook `name` into `reports/<output>.ipynb`."
+    from reasonforge.report import execute_notebook
+    kernel_env = {LOCK_VARIABLE: str(run.folder), RUNNER_VARIABLE: str(os.getpid())} # the kernel works under our lock
+    def notebook(name, output, parameters):
+        template = notebook_template(name)
+        if run.trained_on_dev(): template = _with_first_cell(template, reports/".templates", DEV_TRAINED) # said first
+        return execute_notebook(template, reports/f"{output}.ipynb", parameters, cwd=Path.cwd(),
+                                start_timeout=run.config.notebook.start_timeout,
+                                cell_timeout=run.config.notebook.cell_timeout,
+                                log_path=run.folder/"notebooks.log", env=kernel_env)
+    return notebook
+
+# %% ../nbs/13_loop.ipynb #0918e248
+def _run_iterations(run:Run, reports:Path, notebook, notebooks:list)->str|None:
+    "Execute the notebook of every unfinished iteration, appending to `notebooks`: the first failure, or None."
+    for iteration in range(1, run.config.iterations + 1):
+        result, report = run.folder/f"iteration_{iteration}"/"result.json", reports/f"iteration_{iteration}.html"
+        if _iteration_finished(run, iteration, report):
+            logger.info("iteration %d: finished earlier, report %s", iteration, report)
+            continue
+        with echo_run_log(run.folder/"run.log"): # the kernel's stage lines, on this console too
+            outcome = notebook("iteration", f"iteration_{iteration}",
+                               {"run_dir": _parameter_path(run.folder), "iteration": iteration})
+        notebooks.append(outcome)
+        if not outcome.ok or not result.is_file():
+            return (f"iteration {iteration}: {outcome.error or 'the notebook wrote no result.json'} in "
+                    f"{outcome.notebook} (the report shows the error: {outcome.html})")
+        logger.info("iteration %d: done in %.1f s, report %s", iteration, outcome.wall_s, outcome.html)
+    return None
+
 # %% ../nbs/13_loop.ipynb #8af1d7d6
 def run_loop(config:str|Path|RunConfig, # YAML config file, or a checked config
              run_dir:str|Path|None=None, # run folder (default: run_root/name); an existing one is resumed
              reports_dir:str|Path|None=None, # where notebooks and HTML go (default: reports_root/<run folder name>)
             )->RunOutcome:
     "Baseline, optional SFT, then one executed iteration notebook per iteration, then the summary notebook."
-    from reasonforge.report import execute_notebook
     checked, text = (config, None) if isinstance(config, RunConfig) else read_config(config) # read once
     folder = Path(run_dir) if run_dir else Path(checked.run_root)/checked.name
     check_inputs(Run(folder, checked)) # bad input stops here
     run = Run.start(checked, folder, text)
-    reports = Path(reports_dir or Path(run.config.reports_root)/run.folder.name).resolve()
-    try: reports.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ReasonForgeError(f"cannot write the reports folder {reports}: {error.strerror or error} (choose another --reports-dir or reports_root)") from None
-    notebooks, error = [], None
-    kernel_env = {LOCK_VARIABLE: str(run.folder), RUNNER_VARIABLE: str(os.getpid())}
-    def notebook(name, output, parameters):
-        template = notebook_template(name)
-        if run.trained_on_dev(): template = _with_first_cell(template, reports/".templates", DEV_TRAINED) # the report's first line says so
-        return execute_notebook(template, reports/f"{output}.ipynb", parameters, cwd=Path.cwd(),
-                                start_timeout=run.config.notebook.start_timeout, cell_timeout=run.config.notebook.cell_timeout,
-                                log_path=run.folder/"notebooks.log", env=kernel_env)
+    reports = _reports_folder(run, reports_dir)
+    notebooks, error, notebook = [], None, _notebook_runner(run, reports)
     with run_lock(run.folder), _failure_recorded(run):
         log_to_file(run.folder/"run.log")
         started = time.monotonic()
-        logger.info("run %s: %s, %d iterations, reports in %s", run.folder, run.config.model, run.config.iterations, reports)
-        _set_status(run, status="running", started=time.strftime("%Y-%m-%dT%H:%M:%S"), pid=os.getpid(), reports=str(reports),
-                    error=None, finished=None)
+        logger.info("run %s: %s, %d iterations, reports in %s", run.folder, run.config.model, run.config.iterations,
+                    reports)
+        _set_status(run, status="running", started=time.strftime("%Y-%m-%dT%H:%M:%S"), pid=os.getpid(),
+                    reports=str(reports), error=None, finished=None)
         try:
             redo_damaged_stages(run.folder, stage_names(run)) # before any finished stage is relied on
             evaluate_model(run, "baseline", run.base_model())
             if run.config.sft_baseline: sft_baseline(run)
-            for iteration in range(1, run.config.iterations + 1):
-                result = run.folder/f"iteration_{iteration}"/"result.json"
-                if _iteration_finished(run, iteration, reports/f"iteration_{iteration}.html"):
-                    logger.info("iteration %d: finished earlier, report %s", iteration, reports/f"iteration_{iteration}.html")
-                    continue
-                with echo_run_log(run.folder/"run.log"): # the kernel's stage lines, on this console too
-                    outcome = notebook("iteration", f"iteration_{iteration}",
-                                       {"run_dir": _parameter_path(run.folder), "iteration": iteration})
-                notebooks.append(outcome)
-                if not outcome.ok or not result.is_file():
-                    error = (f"iteration {iteration}: {outcome.error or 'the notebook wrote no result.json'} in {outcome.notebook} "
-                             f"(the report shows the error: {outcome.html})")
-                    break
-                logger.info("iteration %d: done in %.1f s, report %s", iteration, outcome.wall_s, outcome.html)
+            error = _run_iterations(run, reports, notebook, notebooks)
         except ReasonForgeError as failure:
             error = str(failure)
-        _set_status(run, status="failed" if error else "completed", error=error, finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
-                    last_wall_s=round(time.monotonic() - started, 1))
+        _set_status(run, status="failed" if error else "completed", error=error,
+                    finished=time.strftime("%Y-%m-%dT%H:%M:%S"), last_wall_s=round(time.monotonic() - started, 1))
         write_results(run, reports/RESULTS_FILE) # the run's numbers for machines; the summary reads them back
-        summary = notebook("summary", "summary", {"run_dir": _parameter_path(run.folder), "results_path": _parameter_path(reports/RESULTS_FILE)})
+        summary = notebook("summary", "summary", {"run_dir": _parameter_path(run.folder),
+                                                  "results_path": _parameter_path(reports/RESULTS_FILE)})
         notebooks.append(summary)
         if error is None and not summary.ok:
             error = f"summary: {summary.error} in {summary.notebook} (the report shows the error: {summary.html})"
             _set_status(run, status="failed", error=error)
         if error: logger.error("run %s failed: %s", run.folder, error)
-        else: logger.info("run %s completed in %.1f s; summary %s", run.folder, time.monotonic() - started, summary.html)
+        else: logger.info("run %s completed in %.1f s; summary %s", run.folder, time.monotonic() - started,
+                          summary.html)
     return RunOutcome(run.folder, reports, error is None, error, notebooks)
