@@ -84,6 +84,15 @@ class NotebookRun:
     error:str|None # the failure, one line, when not ok
     wall_s:float # seconds spent executing
 
+# %% ../nbs/12_report.ipynb #4df4e5a8
+def _relative_papermill_paths(notebook:Path, base:Path):
+    "Write papermill's record of the input and output notebooks relative to `base`: a committed report names no machine."
+    data = json.loads(notebook.read_text(encoding="utf-8"))
+    record = data.get("metadata", {}).get("papermill", {})
+    for key in ("input_path", "output_path"):
+        if record.get(key): record[key] = os.path.relpath(Path(record[key]).resolve(), base.resolve())
+    atomic_write_text(notebook, json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+
 # %% ../nbs/12_report.ipynb #bc01fa72
 def execute_notebook(template:str|Path, # notebook with a cell tagged `parameters`
                      output:str|Path, # where the executed notebook goes
@@ -122,6 +131,7 @@ def execute_notebook(template:str|Path, # notebook with a cell tagged `parameter
             if not output.is_file(): raise
             ok, error = False, f"{type(failure).__name__}: {str(failure).strip().splitlines()[-1] if str(failure).strip() else ''}"
     wall_s = time.monotonic() - started
+    if output.is_file(): _relative_papermill_paths(output, Path(cwd or template.parent))
     if not ok: logger.error("%s failed: %s (executed notebook: %s)", template.name, error, output)
     page = None
     fault_point(f"render:{output.stem}") # tests kill the run here: notebook executed, HTML not yet written
