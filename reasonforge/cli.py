@@ -49,8 +49,9 @@ def read_gold(path:str|Path, # official gold file: `SQL<TAB>db_id` a line; blank
         sessions.append([])
         for number, line in session:
             sql, tab, db_id = line.rstrip().rpartition("\t")
-            if not tab: raise ReasonForgeError(f"{path} line {number}: expected 'SQL<TAB>db_id', found no tab")
-            if not db_id.strip(): raise ReasonForgeError(f"{path} line {number}: empty db_id")
+            if not tab:
+                found = "no db_id after its tab" if "\t" in line else "no tab"
+                raise ReasonForgeError(f"{path} line {number}: expected 'SQL<TAB>db_id', found {found}")
             sessions[-1].append((number, sql.strip(), db_id.strip()))
     if not sessions: raise ReasonForgeError(f"{path}: contains no gold queries")
     return sessions
