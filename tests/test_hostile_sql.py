@@ -239,9 +239,10 @@ def test_workers_have_a_bounded_address_space(executor):
 def test_memory_blowup_under_the_loop_executor(databases):
     "The loop's own executor (full-run config: 30 s, 100,000 rows, 2048 MB per worker) turns blow-ups into `memory`."
     from reasonforge.config import load_config
-    from reasonforge.loop import _executor
+    from reasonforge.execute import SQLExecutor
     config = load_config(Path(__file__).parents[1]/"configs"/"spider-ministral8b.yaml")
-    with _executor(SimpleNamespace(config=config)) as pool:
+    execution = config.execution # what the run's verification and `reasonforge.score` start their executors with
+    with SQLExecutor(timeout=execution.timeout, max_rows=execution.max_rows, workers=execution.workers) as pool:
         assert (pool.memory_limit_mb, pool.max_rows) == (2048, 100_000)
         for database, sql in [("flight", "SELECT zeroblob(9000000) FROM routes"), ("concert", "SELECT randomblob(2000000000)")]:
             started = time.monotonic()
