@@ -89,9 +89,10 @@ def _scoring(run:Run)->dict:
 
 # %% ../nbs/13_loop.ipynb #205e30c2
 def _relative(run:Run, path:Path)->str:
-    "A path inside the run folder as text relative to it (run folders can move)."
+    "A path as a run records it: relative to the run folder inside it (run folders move), else `~/...` under the home folder."
     path = Path(path).resolve()
-    return str(path.relative_to(run.folder)) if path.is_relative_to(run.folder) else str(path)
+    if path.is_relative_to(run.folder): return str(path.relative_to(run.folder))
+    return "~/" + str(path.relative_to(Path.home())) if path.is_relative_to(Path.home()) else str(path)
 
 # %% ../nbs/13_loop.ipynb #e29cd744
 def _sample_summary(run:Run, model:Path, questions:list, usable:list, records:list, engine_stats:dict)->dict:
