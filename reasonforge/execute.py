@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from multiprocessing.connection import wait as wait_for_connections
 from pathlib import Path
 
+from fastcore.basics import patch
+
 from .core import ReasonForgeError
 from .match import LENIENT_MAX_ROWS, lenient_results_equal, official_results_equal, order_matters, prepare_sql, result_key
 from .sandbox import MAX_SQL_LENGTH, ExecutionOutcome, WorkerSession, execute_group, limit_address_space
@@ -245,20 +247,6 @@ class SQLExecutor:
         self.stats:dict = {}
         self._finalizer = weakref.finalize(self, _stop_workers, self._workers)
 
-    def start(self)->SQLExecutor:
-        "Start the worker processes and wait until each answers (done automatically on first use)."
-        fresh = []
-        while len(self._workers) < self.worker_count:
-            fresh.append(_Worker(self._context, self.memory_limit_mb, len(self._workers)))
-            self._workers.append(fresh[-1])
-        for worker in fresh: worker.connection.send(("debug", ["ping", 0.0, {}]))
-        for worker in fresh:
-            try: worker.connection.recv()
-            except (EOFError, OSError):
-                self.close()
-                raise RuntimeError("an SQL worker process failed to start: see its error output above") from None
-        return self
-
     def close(self):
         "Stop the worker processes."
         _stop_workers(self._workers)
@@ -266,155 +254,199 @@ class SQLExecutor:
     def __enter__(self): return self.start()
     def __exit__(self, *exc): self.close()
 
-    def _estimate(self, task:_Task)->float:
-        return task.steps * self._seconds_per_step.get(task.db_path, 1e-3)
+# %% ../nbs/07_execute.ipynb #079344a0
+@patch
+def start(self:SQLExecutor)->SQLExecutor:
+    "Start the worker processes and wait until each answers (done automatically on first use)."
+    fresh = []
+    while len(self._workers) < self.worker_count:
+        fresh.append(_Worker(self._context, self.memory_limit_mb, len(self._workers)))
+        self._workers.append(fresh[-1])
+    for worker in fresh: worker.connection.send(("debug", ["ping", 0.0, {}]))
+    for worker in fresh:
+        try: worker.connection.recv()
+        except (EOFError, OSError):
+            self.close()
+            raise RuntimeError("an SQL worker process failed to start: see its error output above") from None
+    return self
 
-    def _pick(self, pending:list[_Task], worker:_Worker)->_Task:
-        "The task a free worker takes: the largest, or one whose gold queries this worker holds that is at least half as large."
-        for position, task in enumerate(pending):
-            if task.cost < pending[0].cost / 2: break
-            if task.affinity is not None and self._affinity.get(task.affinity) == worker.slot: return pending.pop(position)
-        return pending.pop(0)
+# %% ../nbs/07_execute.ipynb #c3e03893
+@patch
+def _estimate(self:SQLExecutor, task:_Task)->float:
+    "Expected seconds of `task`: its statements times its database's measured seconds per statement (1 ms until measured)."
+    return task.steps * self._seconds_per_step.get(task.db_path, 1e-3)
 
-    def _replace(self, worker:_Worker)->_Worker:
-        fresh = _Worker(self._context, self.memory_limit_mb, worker.slot)
-        self._workers[worker.slot] = fresh
-        self.stats["replaced_workers"] = self.stats.get("replaced_workers", 0) + 1
-        return fresh
+# %% ../nbs/07_execute.ipynb #c5aafa85
+@patch
+def _pick(self:SQLExecutor, pending:list[_Task], worker:_Worker)->_Task:
+    "The task a free worker takes: the largest, or one whose gold queries this worker holds that is at least half as large."
+    for position, task in enumerate(pending):
+        if task.cost < pending[0].cost / 2: break
+        if task.affinity is not None and self._affinity.get(task.affinity) == worker.slot: return pending.pop(position)
+    return pending.pop(0)
 
-    def _abandon(self, worker:_Worker, pending:list[_Task], kind:str, message:str, overdue:bool):
-        "Kill `worker`, fix the outcome of the step it was stuck in (if any), and queue its task again."
-        started, step = worker.progress[0], int(worker.progress[1])
-        worker.kill()
-        task = worker.task
-        if started and (not overdue or time.monotonic() - started > self.timeout + self.grace):
-            task.forced[step] = (kind, message)
-        else:
-            task.attempts += 1  # failed outside any query: retry a few times, then it is a bug
-            if task.attempts > 2: raise RuntimeError(f"SQL worker keeps failing on {task.db_path}: {message}")
-        task.arguments[-1] = task.forced
-        pending.insert(0, task)
-        self._replace(worker)
+# %% ../nbs/07_execute.ipynb #4c3879ad
+@patch
+def _replace(self:SQLExecutor, worker:_Worker)->_Worker:
+    "A fresh worker in the slot of `worker` (which is dead or killed)."
+    fresh = _Worker(self._context, self.memory_limit_mb, worker.slot)
+    self._workers[worker.slot] = fresh
+    self.stats["replaced_workers"] = self.stats.get("replaced_workers", 0) + 1
+    return fresh
 
-    def _run(self, tasks:list[_Task])->list[_Task]:
-        "Run tasks on the workers (largest first, with the backstop) and fill in their results."
-        self.start()
-        started = time.monotonic()
-        for task in tasks: task.cost = self._estimate(task)
-        pending = sorted(tasks, key=lambda task: -task.cost)
-        running:dict[int, _Worker] = {}
-        statements = 0
-        try: statements = self._loop(pending, running)
-        except BaseException:  # a bug or Ctrl-C: workers still busy would answer into the next batch, so replace them
-            for worker in running.values():
-                worker.kill()
-                self._replace(worker)
-            raise
-        self.stats.update(wall_seconds=time.monotonic() - started, tasks=len(tasks), statements_executed=statements,
-                          busy_seconds=[round(w.busy_seconds, 3) for w in self._workers],
-                          cpu_seconds=[round(w.cpu_seconds, 3) for w in self._workers])
-        return tasks
+# %% ../nbs/07_execute.ipynb #4a6f6162
+@patch
+def _abandon(self:SQLExecutor, worker:_Worker, pending:list[_Task], kind:str, message:str, overdue:bool):
+    "Kill `worker`, fix the outcome of the step it was stuck in (if any), and queue its task again."
+    started, step = worker.progress[0], int(worker.progress[1])
+    worker.kill()
+    task = worker.task
+    if started and (not overdue or time.monotonic() - started > self.timeout + self.grace):
+        task.forced[step] = (kind, message)
+    else:
+        task.attempts += 1  # failed outside any query: retry a few times, then it is a bug
+        if task.attempts > 2: raise RuntimeError(f"SQL worker keeps failing on {task.db_path}: {message}")
+    task.arguments[-1] = task.forced
+    pending.insert(0, task)
+    self._replace(worker)
 
-    def _loop(self, pending:list[_Task], running:dict[int, _Worker])->int:
-        "Hand out tasks, collect answers and enforce the backstop until every task has a result; returns statements run."
-        statements = 0
-        while pending or running:
-            for worker in self._workers:
-                if worker.slot in running or not pending: continue
-                task = self._pick(pending, worker)
-                worker.task, worker.progress[0] = task, 0.0
-                worker.connection.send((task.kind, task.arguments))
-                running[worker.slot] = worker
-                if task.affinity is not None: self._affinity[task.affinity] = worker.slot
-            now = time.monotonic()
-            deadlines = [w.progress[0] + self.timeout + self.grace for w in running.values() if w.progress[0]]
-            wait = min([0.25] + [max(0.005, deadline - now) for deadline in deadlines])
-            ready = wait_for_connections([w.connection for w in running.values()], timeout=wait)
-            for worker in list(running.values()):
-                if worker.connection in ready:
-                    try: (status, value), seconds, cpu_seconds, executed = worker.connection.recv()
-                    except (EOFError, OSError):
-                        del running[worker.slot]
-                        worker.process.join(5)
-                        code = worker.process.exitcode
-                        kind = "memory" if code == -signal.SIGKILL else "runtime"
-                        self._abandon(worker, pending, kind, f"the worker process died (exit code {code}) running this query", False)
-                        continue
-                    del running[worker.slot]
-                    if status == "memory":  # out of memory outside any query: retry on a fresh worker
-                        self._abandon(worker, pending, "memory", "out of memory", False)
-                        continue
-                    task, worker.task = worker.task, None
-                    if status == "bug": raise RuntimeError(f"SQL worker failed on {task.db_path}:\n{value}")
-                    task.result = value
-                    worker.busy_seconds += seconds
-                    worker.cpu_seconds += cpu_seconds
-                    statements += executed
-                    if task.steps: self._seconds_per_step[task.db_path] = max(seconds / task.steps, 1e-5)
-                elif worker.progress[0] and time.monotonic() - worker.progress[0] > self.timeout + self.grace:
-                    del running[worker.slot]
-                    self._abandon(worker, pending, "timeout", f"ran longer than {self.timeout:g} s (worker stopped answering)", True)
-        return statements
+# %% ../nbs/07_execute.ipynb #47133a8e
+@patch
+def _run(self:SQLExecutor, tasks:list[_Task])->list[_Task]:
+    "Run tasks on the workers (largest first, with the backstop) and fill in their results."
+    self.start()
+    started = time.monotonic()
+    for task in tasks: task.cost = self._estimate(task)
+    pending = sorted(tasks, key=lambda task: -task.cost)
+    running:dict[int, _Worker] = {}
+    statements = 0
+    try: statements = self._loop(pending, running)
+    except BaseException:  # a bug or Ctrl-C: workers still busy would answer into the next batch, so replace them
+        for worker in running.values():
+            worker.kill()
+            self._replace(worker)
+        raise
+    self.stats.update(wall_seconds=time.monotonic() - started, tasks=len(tasks), statements_executed=statements,
+                      busy_seconds=[round(w.busy_seconds, 3) for w in self._workers],
+                      cpu_seconds=[round(w.cpu_seconds, 3) for w in self._workers])
+    return tasks
 
-    def execute(self, requests:list[tuple[Path|str, str]], # (database file, query) pairs
-               )->list[ExecutionOutcome]:
-        "Run queries as given and return their outcomes with rows, in order; each distinct (database, query) runs once."
-        by_db:dict[str, dict[str, list[int]]] = {}
-        outcomes:list = [None] * len(requests)
-        for index, (db_path, sql) in enumerate(requests):
-            if db_path is None: outcomes[index] = ExecutionOutcome(None, "runtime", NO_DATABASE)
-            else: by_db.setdefault(os.fspath(db_path), {}).setdefault(sql, []).append(index)
-        tasks = []
-        for db_path, queries in by_db.items():
-            texts = list(queries)
-            for start in range(0, len(texts), self.max_task_steps):
-                chunk = texts[start:start + self.max_task_steps]
-                tasks.append(_Task("execute", db_path, [db_path, chunk, self.timeout, self.max_rows, {}], len(chunk),
-                                   extra=[queries[text] for text in chunk]))
-        for task in self._run(tasks):
-            for outcome, indices in zip(task.result, task.extra):
-                for index in indices: outcomes[index] = dataclasses.replace(outcome)
-        return outcomes
+# %% ../nbs/07_execute.ipynb #2c546d17
+@patch
+def _loop(self:SQLExecutor, pending:list[_Task], running:dict[int, _Worker])->int:
+    "Hand out tasks, collect answers and enforce the backstop until every task has a result; returns statements run."
+    statements = 0
+    while pending or running:
+        for worker in self._workers:
+            if worker.slot in running or not pending: continue
+            task = self._pick(pending, worker)
+            worker.task, worker.progress[0] = task, 0.0
+            worker.connection.send((task.kind, task.arguments))
+            running[worker.slot] = worker
+            if task.affinity is not None: self._affinity[task.affinity] = worker.slot
+        now = time.monotonic()
+        deadlines = [w.progress[0] + self.timeout + self.grace for w in running.values() if w.progress[0]]
+        wait = min([0.25] + [max(0.005, deadline - now) for deadline in deadlines])
+        ready = wait_for_connections([w.connection for w in running.values()], timeout=wait)
+        for worker in list(running.values()):
+            if worker.connection in ready:
+                del running[worker.slot]
+                statements += self._collect(worker, pending)
+            elif worker.progress[0] and time.monotonic() - worker.progress[0] > self.timeout + self.grace:
+                del running[worker.slot]
+                self._abandon(worker, pending, "timeout", f"ran longer than {self.timeout:g} s (worker stopped answering)", True)
+    return statements
 
-    def verify(self, items:list[tuple[Path|str, str, str]], # (database file, gold query, candidate query)
-               keep_distinct:bool=False, # official `--keep_distinct`: do not delete DISTINCT before running
-               lenient:bool=False, # also compute the reference system's lenient check (both queries run as written)
-               replace_value:bool=False, # candidates are predictions to publish: the official `value` -> `1` rule (never on the train side)
-              )->list[Verdict]:
-        "Judge each candidate against its gold query by executing both (official semantics); one `Verdict` per item."
-        by_db:dict[str, dict[str, dict[str, list[int]]]] = {}
-        verdicts:list = [None] * len(items)
-        for index, (db_path, gold, candidate) in enumerate(items):
-            if db_path is None: verdicts[index] = Verdict(False, gold_error=f"runtime: {NO_DATABASE}")
-            else: by_db.setdefault(os.fspath(db_path), {}).setdefault(gold, {}).setdefault(candidate, []).append(index)
-        tasks = []
-        for db_path, golds in by_db.items():
-            chunk:list[str] = []
-            size = 0
-            for gold, candidates in golds.items():
-                chunk.append(gold)
-                size += 1 + len(candidates)
-                if size >= self.max_task_steps:
-                    tasks.append(self._verify_task(db_path, chunk, golds, keep_distinct, lenient, replace_value))
-                    chunk, size = [], 0
-            if chunk: tasks.append(self._verify_task(db_path, chunk, golds, keep_distinct, lenient, replace_value))
-        for task in self._run(tasks):
-            for verdict, indices in zip(task.result, task.extra):
-                for index in indices: verdicts[index] = Verdict.from_json(verdict)
-        return verdicts
+# %% ../nbs/07_execute.ipynb #50709faf
+@patch
+def _collect(self:SQLExecutor, worker:_Worker, pending:list[_Task])->int:
+    "Take the answer of a worker that is no longer running: its task's result, or the task queued again; statements run."
+    try: (status, value), seconds, cpu_seconds, executed = worker.connection.recv()
+    except (EOFError, OSError):
+        worker.process.join(5)
+        code = worker.process.exitcode
+        kind = "memory" if code == -signal.SIGKILL else "runtime"
+        self._abandon(worker, pending, kind, f"the worker process died (exit code {code}) running this query", False)
+        return 0
+    if status == "memory":  # out of memory outside any query: retry on a fresh worker
+        self._abandon(worker, pending, "memory", "out of memory", False)
+        return 0
+    task, worker.task = worker.task, None
+    if status == "bug": raise RuntimeError(f"SQL worker failed on {task.db_path}:\n{value}")
+    task.result = value
+    worker.busy_seconds += seconds
+    worker.cpu_seconds += cpu_seconds
+    if task.steps: self._seconds_per_step[task.db_path] = max(seconds / task.steps, 1e-5)
+    return executed
 
-    def _verify_task(self, db_path:str, golds:list[str], candidates_by_gold:dict, keep_distinct:bool, lenient:bool, replace_value:bool=False)->_Task:
-        "A verify task for some gold queries of one database and all their candidates."
-        candidate_index:dict[str, int] = {}
-        pairs, item_lists = [], []
-        for gold_index, gold in enumerate(golds):
-            for candidate, indices in candidates_by_gold[gold].items():
-                pairs.append((gold_index, candidate_index.setdefault(candidate, len(candidate_index))))
-                item_lists.append(indices)
-        arguments = [db_path, golds, list(candidate_index), pairs, keep_distinct, lenient, self.timeout, self.max_rows, replace_value, {}]
-        return _Task("verify", db_path, arguments, len(golds) + len(candidate_index), extra=item_lists, affinity=(db_path, golds[0]))
+# %% ../nbs/07_execute.ipynb #b552e5c6
+@patch
+def execute(self:SQLExecutor, requests:list[tuple[Path|str, str]], # (database file, query) pairs
+            )->list[ExecutionOutcome]:
+    "Run queries as given and return their outcomes with rows, in order; each distinct (database, query) runs once."
+    by_db:dict[str, dict[str, list[int]]] = {}
+    outcomes:list = [None] * len(requests)
+    for index, (db_path, sql) in enumerate(requests):
+        if db_path is None: outcomes[index] = ExecutionOutcome(None, "runtime", NO_DATABASE)
+        else: by_db.setdefault(os.fspath(db_path), {}).setdefault(sql, []).append(index)
+    tasks = []
+    for db_path, queries in by_db.items():
+        texts = list(queries)
+        for start in range(0, len(texts), self.max_task_steps):
+            chunk = texts[start:start + self.max_task_steps]
+            tasks.append(_Task("execute", db_path, [db_path, chunk, self.timeout, self.max_rows, {}], len(chunk),
+                               extra=[queries[text] for text in chunk]))
+    for task in self._run(tasks):
+        for outcome, indices in zip(task.result, task.extra):
+            for index in indices: outcomes[index] = dataclasses.replace(outcome)
+    return outcomes
 
-    def _debug(self, action:str, seconds:float=0.0)->object:
-        "Make one worker misbehave on purpose (tests of the backstop): 'stall' for `seconds`, or 'exit'."
-        task = _Task("debug", "<debug>", [action, seconds, {}], 1)
-        return self._run([task])[0].result
+# %% ../nbs/07_execute.ipynb #28d0b52d
+@patch
+def verify(self:SQLExecutor, items:list[tuple[Path|str, str, str]], # (database file, gold query, candidate query)
+           keep_distinct:bool=False, # official `--keep_distinct`: do not delete DISTINCT before running
+           lenient:bool=False, # also compute the reference system's lenient check (both queries run as written)
+           replace_value:bool=False, # candidates are predictions to publish: the official `value` -> `1` rule (never on the train side)
+          )->list[Verdict]:
+    "Judge each candidate against its gold query by executing both (official semantics); one `Verdict` per item."
+    by_db:dict[str, dict[str, dict[str, list[int]]]] = {}
+    verdicts:list = [None] * len(items)
+    for index, (db_path, gold, candidate) in enumerate(items):
+        if db_path is None: verdicts[index] = Verdict(False, gold_error=f"runtime: {NO_DATABASE}")
+        else: by_db.setdefault(os.fspath(db_path), {}).setdefault(gold, {}).setdefault(candidate, []).append(index)
+    tasks = []
+    for db_path, golds in by_db.items():
+        chunk:list[str] = []
+        size = 0
+        for gold, candidates in golds.items():
+            chunk.append(gold)
+            size += 1 + len(candidates)
+            if size >= self.max_task_steps:
+                tasks.append(self._verify_task(db_path, chunk, golds, keep_distinct, lenient, replace_value))
+                chunk, size = [], 0
+        if chunk: tasks.append(self._verify_task(db_path, chunk, golds, keep_distinct, lenient, replace_value))
+    for task in self._run(tasks):
+        for verdict, indices in zip(task.result, task.extra):
+            for index in indices: verdicts[index] = Verdict.from_json(verdict)
+    return verdicts
+
+# %% ../nbs/07_execute.ipynb #377e5eb7
+@patch
+def _verify_task(self:SQLExecutor, db_path:str, golds:list[str], candidates_by_gold:dict, keep_distinct:bool, lenient:bool,
+                 replace_value:bool=False)->_Task:
+    "A verify task for some gold queries of one database and all their candidates."
+    candidate_index:dict[str, int] = {}
+    pairs, item_lists = [], []
+    for gold_index, gold in enumerate(golds):
+        for candidate, indices in candidates_by_gold[gold].items():
+            pairs.append((gold_index, candidate_index.setdefault(candidate, len(candidate_index))))
+            item_lists.append(indices)
+    arguments = [db_path, golds, list(candidate_index), pairs, keep_distinct, lenient, self.timeout, self.max_rows, replace_value, {}]
+    return _Task("verify", db_path, arguments, len(golds) + len(candidate_index), extra=item_lists, affinity=(db_path, golds[0]))
+
+# %% ../nbs/07_execute.ipynb #8b02a353
+@patch
+def _debug(self:SQLExecutor, action:str, seconds:float=0.0)->object:
+    "Make one worker misbehave on purpose (tests of the backstop): 'stall' for `seconds`, or 'exit'."
+    task = _Task("debug", "<debug>", [action, seconds, {}], 1)
+    return self._run([task])[0].result

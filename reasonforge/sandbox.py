@@ -8,6 +8,8 @@ import math, os, re, sqlite3, time
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from fastcore.basics import patch
+
 from .data import connect_read_only
 
 # %% auto #0
@@ -116,21 +118,6 @@ class WorkerSession:
 
     def _past_deadline(self)->int: return 1 if time.monotonic() > self.deadline else 0
 
-    def connection(self, db_path:str)->sqlite3.Connection:
-        "The worker's connection to `db_path`, opened and locked down on first use."
-        if db_path in self.connections: return self.connections[db_path]
-        if not os.path.isfile(db_path): raise FileNotFoundError(f"no database file at {db_path}")
-        connection = connect_read_only(db_path)
-        connection.isolation_level = None
-        connection.text_factory = _decode_ignoring_errors
-        connection.execute(f"PRAGMA hard_heap_limit={self.memory_limit_mb * 2**20 // 2}")
-        connection.execute("PRAGMA temp_store=MEMORY")
-        for limit, value in SQLITE_LIMITS.items(): connection.setlimit(limit, value)
-        connection.set_authorizer(authorize_action)
-        connection.set_progress_handler(self._past_deadline, PROGRESS_STEPS)
-        self.connections[db_path] = connection
-        return connection
-
     def begin_step(self, index:int):
         "Tell the parent which step runs now and since when (its backstop deadline)."
         if self.progress is not None: self.progress[1], self.progress[0] = index, time.monotonic()
@@ -138,62 +125,81 @@ class WorkerSession:
     def end_steps(self):
         if self.progress is not None: self.progress[0] = 0.0
 
-    def run(self, db_path:str, # database file
-            sql:str, # query text, run as given
-            timeout:float, # seconds before the query is interrupted
-            max_rows:int, # more rows than this is a `too_many_rows` error
-            cut:bool=False, # instead keep the first `max_rows` rows and stop (the lenient check's rule)
-           )->ExecutionOutcome:
-        "Run one query under every limit and say how it went."
-        started = time.monotonic()
-        def outcome(kind=None, error=None, rows=None):
-            return ExecutionOutcome(rows, kind, error, time.monotonic() - started)
-        if problem := statement_problem(sql): return outcome("rejected", problem)
-        try: connection = self.connection(db_path)
-        except (sqlite3.Error, OSError) as error: return outcome("runtime", f"cannot open {db_path}: {error}")
-        self.executed += 1
-        self.deadline = started + timeout
-        cursor = connection.cursor()
-        try:
-            cursor.execute(sql)
-            if cursor.description is None: return outcome("rejected", "the statement returns no rows: only queries may run")
-            rows = []
-            while batch := cursor.fetchmany(FETCH_BATCH):
-                rows.extend(batch)
-                if len(rows) >= max_rows and cut: return outcome(rows=rows[:max_rows])
-                if len(rows) > max_rows:
-                    rows = None
-                    return outcome("too_many_rows", f"more than {max_rows} rows")
-            return outcome(rows=rows)
-        except MemoryError:
-            rows = None
-            cursor.close()
-            self.connections.pop(db_path).close()  # start afresh after running out of memory
-            return outcome("memory", "out of memory")
-        except Exception as error:
-            kind = error_kind_of(error)
-            message = f"ran longer than {timeout:g} s" if kind == "timeout" else str(error) or type(error).__name__
-            return outcome(kind, message)
-        finally:
-            self.deadline = math.inf
-            try: cursor.close()
-            except sqlite3.ProgrammingError: pass  # already closed with its connection
+# %% ../nbs/06b_sandbox.ipynb #bdc0737d
+@patch
+def connection(self:WorkerSession, db_path:str)->sqlite3.Connection:
+    "The worker's connection to `db_path`, opened and locked down on first use."
+    if db_path in self.connections: return self.connections[db_path]
+    if not os.path.isfile(db_path): raise FileNotFoundError(f"no database file at {db_path}")
+    connection = connect_read_only(db_path)
+    connection.isolation_level = None
+    connection.text_factory = _decode_ignoring_errors
+    connection.execute(f"PRAGMA hard_heap_limit={self.memory_limit_mb * 2**20 // 2}")
+    connection.execute("PRAGMA temp_store=MEMORY")
+    for limit, value in SQLITE_LIMITS.items(): connection.setlimit(limit, value)
+    connection.set_authorizer(authorize_action)
+    connection.set_progress_handler(self._past_deadline, PROGRESS_STEPS)
+    self.connections[db_path] = connection
+    return connection
 
-    def gold_result(self, db_path:str, sql:str, timeout:float, max_rows:int)->ExecutionOutcome:
-        "Run a gold query, or take its result from the cache."
-        key = (db_path, sql)
-        if key in self.gold_cache:
-            self.gold_cache.move_to_end(key)
-            return self.gold_cache[key]
-        result = self.run(db_path, sql, timeout, max_rows)
-        size = len(result.rows or ()) + 1
-        if size <= GOLD_CACHE_ROWS:
-            self.gold_cache[key] = result
-            self.gold_cache_rows += size
-            while self.gold_cache_rows > GOLD_CACHE_ROWS:
-                _, dropped = self.gold_cache.popitem(last=False)
-                self.gold_cache_rows -= len(dropped.rows or ()) + 1
-        return result
+# %% ../nbs/06b_sandbox.ipynb #906366c7
+@patch
+def run(self:WorkerSession, db_path:str, # database file
+        sql:str, # query text, run as given
+        timeout:float, # seconds before the query is interrupted
+        max_rows:int, # more rows than this is a `too_many_rows` error
+        cut:bool=False, # instead keep the first `max_rows` rows and stop (the lenient check's rule)
+       )->ExecutionOutcome:
+    "Run one query under every limit and say how it went."
+    started = time.monotonic()
+    def outcome(kind=None, error=None, rows=None): return ExecutionOutcome(rows, kind, error, time.monotonic() - started)
+    if problem := statement_problem(sql): return outcome("rejected", problem)
+    try: connection = self.connection(db_path)
+    except (sqlite3.Error, OSError) as error: return outcome("runtime", f"cannot open {db_path}: {error}")
+    self.executed += 1
+    self.deadline = started + timeout
+    cursor = connection.cursor()
+    try:
+        cursor.execute(sql)
+        if cursor.description is None: return outcome("rejected", "the statement returns no rows: only queries may run")
+        rows = []
+        while batch := cursor.fetchmany(FETCH_BATCH):
+            rows.extend(batch)
+            if len(rows) >= max_rows and cut: return outcome(rows=rows[:max_rows])
+            if len(rows) > max_rows:
+                rows = None
+                return outcome("too_many_rows", f"more than {max_rows} rows")
+        return outcome(rows=rows)
+    except MemoryError:
+        rows = None
+        cursor.close()
+        self.connections.pop(db_path).close()  # start afresh after running out of memory
+        return outcome("memory", "out of memory")
+    except Exception as error:
+        kind = error_kind_of(error)
+        return outcome(kind, f"ran longer than {timeout:g} s" if kind == "timeout" else str(error) or type(error).__name__)
+    finally:
+        self.deadline = math.inf
+        try: cursor.close()
+        except sqlite3.ProgrammingError: pass  # already closed with its connection
+
+# %% ../nbs/06b_sandbox.ipynb #18e60b63
+@patch
+def gold_result(self:WorkerSession, db_path:str, sql:str, timeout:float, max_rows:int)->ExecutionOutcome:
+    "Run a gold query, or take its result from the cache."
+    key = (db_path, sql)
+    if key in self.gold_cache:
+        self.gold_cache.move_to_end(key)
+        return self.gold_cache[key]
+    result = self.run(db_path, sql, timeout, max_rows)
+    size = len(result.rows or ()) + 1
+    if size <= GOLD_CACHE_ROWS:
+        self.gold_cache[key] = result
+        self.gold_cache_rows += size
+        while self.gold_cache_rows > GOLD_CACHE_ROWS:
+            _, dropped = self.gold_cache.popitem(last=False)
+            self.gold_cache_rows -= len(dropped.rows or ()) + 1
+    return result
 
 # %% ../nbs/06b_sandbox.ipynb #b54fc350
 def execute_group(session:WorkerSession, # the worker's session
