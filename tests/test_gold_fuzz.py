@@ -157,3 +157,24 @@ def test_session_files_and_line_ends_read_as_officially(tmp_path):
     assert result.returncode == 0, result.stderr
     examples = json.loads((tmp_path/"report.json").read_text())["examples"]
     assert [(e["gold_line"], e["exec_match"], e["exact_match"]) for e in examples] == [(1, True, True), (3, True, True), (4, False, False)]
+
+
+def test_sampled_and_dev_prediction_summaries_report_unreadable_golds(executor):
+    "The loop's own metrics take gold queries through `gold_hardness` too: an unreadable one is reported, never raised."
+    from dataclasses import replace
+    from reasonforge.evaluate import DevPrediction, dev_predictions, greedy_summary, sample_summaries
+    from reasonforge.generate import Candidate
+    gold_sqls = ["SELECT count(*) FROM singer", "SELECT name FROM singer WHERE singer_id NOT IN ()", "SELEC name FROM singer"]
+    concert = DEV.database_path("concert_singer")
+    verdicts = executor.verify([(concert, gold, gold) for gold in gold_sqls for _ in range(2)])
+    per_question = [verdicts[2 * i:2 * i + 2] for i in range(3)]
+    summaries = sample_summaries([(gold, "concert_singer") for gold in gold_sqls], per_question)
+    voted = summaries["self_consistency"]
+    assert (voted["gold_problems"], voted["by_hardness"]["unknown"]["count"], voted["evaluated"]) == (2, 2, 2)
+    questions = [replace(q, gold_sql=gold) for q, gold in zip([q for q in DEV.usable if q.db_id == "concert_singer"][:3], gold_sqls)]
+    answer = Candidate.from_text("SELECT 1", 0, 0)
+    rows = dev_predictions(questions, {q.index: (answer, v[0]) for q, v in zip(questions, per_question)})
+    assert [(r.hardness, r.excluded, r.gold_problem is not None) for r in rows] == [("easy", False, False), ("unknown", False, True),
+                                                                                   ("unknown", True, True)]
+    assert "gold_problem" not in rows[0].to_json() and DevPrediction.from_json(json.loads(json.dumps(rows[1].to_json()))) == rows[1]
+    assert greedy_summary(rows)["gold_problems"] == 2
