@@ -14,7 +14,8 @@ __all__ = ['read_predictions', 'read_gold', 'predictions_for', 'add_run_command'
 
 # %% ../nbs/14_cli.ipynb #b9637e08
 def _text_lines(path:str|Path, what:str, strict:bool=False)->list[str]:
-    "The file's lines under universal newlines, without their line ends; `strict`: bytes that are not UTF-8 stop with their line."
+    ("The file's lines under universal newlines, without their line ends; `strict`: "
+     "bytes that are not UTF-8 stop with their line.")
     try: data = Path(path).read_bytes()
     except OSError as e: raise ReasonForgeError(f"cannot read {what} file {path}: {e.strerror}") from None
     try: text = data.decode("utf-8-sig", errors="strict" if strict else "replace")
@@ -33,7 +34,8 @@ def read_predictions(path:str|Path, # one predicted SQL per line
 
 # %% ../nbs/14_cli.ipynb #1ccbc658
 def _sessions(lines:list[str])->list[list[tuple[int, str]]]:
-    "Lines numbered from 1, grouped in sessions: blank lines separate them (the official rule); empty sessions are dropped."
+    ("Lines numbered from 1, grouped in sessions: blank lines separate them (the official rule); "
+     "empty sessions are dropped.")
     sessions, current = [], []
     for number, line in enumerate(lines, 1):
         if line.strip(): current.append((number, line))
@@ -63,11 +65,14 @@ def _session_predictions(gold:list[list], path:str|Path, gold_path:str|Path)->li
     if all(line.strip() for line in lines) and len(lines) == sum(map(len, gold)): return read_predictions(path)
     predicted = _sessions(lines)
     if len(predicted) != len(gold):
-        raise ReasonForgeError(f"{gold_path} has {len(gold)} sessions (separated by blank lines) but {path} has {len(predicted)}")
+        raise ReasonForgeError(f"{gold_path} has {len(gold)} sessions (separated by blank lines) "
+                               f"but {path} has {len(predicted)}")
     for number, (queries, answers) in enumerate(zip(gold, predicted), 1):
         if len(queries) != len(answers):
-            raise ReasonForgeError(f"session {number}: {gold_path} lines {queries[0][0]}-{queries[-1][0]} hold {len(queries)} "
-                                   f"gold queries but {path} lines {answers[0][0]}-{answers[-1][0]} hold {len(answers)} predictions")
+            raise ReasonForgeError(f"session {number}: {gold_path} lines {queries[0][0]}-{queries[-1][0]} "
+                                   f"hold {len(queries)} "
+                                   f"gold queries but {path} lines {answers[0][0]}-{answers[-1][0]} "
+                                   f"hold {len(answers)} predictions")
     return [line.strip().split("\t")[0] for answers in predicted for _, line in answers]
 
 # %% ../nbs/14_cli.ipynb #89454039
@@ -80,7 +85,8 @@ def predictions_for(gold:list[list], # `read_gold`'s sessions (one session: a pl
     predictions = read_predictions(path)
     while len(predictions) > len(gold[0]) and not predictions[-1]: predictions.pop()  # blank lines at the end
     if len(predictions) != len(gold[0]):
-        raise ReasonForgeError(f"{path} has {len(predictions)} lines but the gold has {len(gold[0])}: one prediction per gold query")
+        raise ReasonForgeError(f"{path} has {len(predictions)} lines but the gold has {len(gold[0])}: "
+                               "one prediction per gold query")
     return predictions
 
 # %% ../nbs/14_cli.ipynb #ab0403a9
@@ -104,16 +110,22 @@ def _run_command(args)->int:
 # %% ../nbs/14_cli.ipynb #1b1d9027
 def add_run_command(subparsers, # from `argparse.ArgumentParser.add_subparsers`
                    ):
-    "Add `run --config CONFIG.yaml [--run-dir DIR] [--reports-dir DIR] [--dry-run [--device cuda|cpu]]` to the command line."
-    parser = subparsers.add_parser("run", help="run the self-improvement loop from a YAML config (resumes an existing run folder)",
-                                   description="Baseline evaluation, then N iterations of sample / verify / harvest / train / "
+    ("Add `run --config CONFIG.yaml [--run-dir DIR] [--reports-dir DIR] [--dry-run [--device cuda|cpu]]` "
+     "to the command line.")
+    parser = subparsers.add_parser("run", help="run the self-improvement loop from a YAML config "
+                                               "(resumes an existing run folder)",
+                                   description="Baseline evaluation, "
+                                               "then N iterations of sample / verify / harvest / train / "
                                                "evaluate, each reported by an executed notebook; a rerun resumes.")
     parser.add_argument("--config", required=True, help="YAML run config (see configs/)")
-    parser.add_argument("--run-dir", help="run folder (default: run_root/name from the config); an existing one is resumed")
+    parser.add_argument("--run-dir", help="run folder (default: run_root/name from the config); "
+                                          "an existing one is resumed")
     parser.add_argument("--reports-dir", help="where notebooks and HTML go (default: reports_root/<run folder name>)")
-    parser.add_argument("--dry-run", action="store_true", help="check the config and print the plan (stages, data sizes, engine "
+    parser.add_argument("--dry-run", action="store_true",
+                        help="check the config and print the plan (stages, data sizes, engine "
                         "arguments per replica, training command); start nothing")
-    parser.add_argument("--device", choices=("cuda", "cpu"), default="cuda", help="with --dry-run: the platform the engine arguments are for")
+    parser.add_argument("--device", choices=("cuda", "cpu"), default="cuda",
+                        help="with --dry-run: the platform the engine arguments are for")
     parser.set_defaults(handler=_run_command)
     return parser
 
@@ -141,28 +153,36 @@ def _gold_of(args)->tuple[list, dict, object]:
         dataset = load_spider(args.spider_dir, args.split)
         return [[(None, q.gold_sql, q.db_id) for q in dataset.questions]], dataset.tables, dataset.database_path
     missing = [flag for flag, value in (("--gold", args.gold), ("--db", args.db), ("--table", args.table)) if not value]
-    if missing: raise ReasonForgeError(f"give --spider-dir, or all of --gold, --db and --table (missing: {', '.join(missing)})")
+    if missing: raise ReasonForgeError("give --spider-dir, or all of --gold, --db and --table (missing: "
+                                       f"{', '.join(missing)})")
     sessions, tables = read_gold(args.gold), load_tables(args.table)
     for line, _, db_id in (entry for session in sessions for entry in session):
-        if db_id not in tables: raise ReasonForgeError(f"{args.gold}, line {line}: unknown db_id {db_id!r} (not in {args.table})")
+        if db_id not in tables:
+            raise ReasonForgeError(f"{args.gold}, line {line}: unknown db_id {db_id!r} (not in {args.table})")
     if not Path(args.db).is_dir(): raise ReasonForgeError(f"database folder {args.db} does not exist")
     return sessions, tables, DatabaseFinder(Path(args.db)).find
 
 # %% ../nbs/14_cli.ipynb #f703aeea
-_SETTINGS = dict(metric="execution accuracy (test-suite-sql-eval semantics: EX, or TS when a database folder holds several .sqlite files)",
-                 predictions="stripped, cut at the first TAB, substring 'value' replaced by '1' (official); lenient runs them as "
+_SETTINGS = dict(metric="execution accuracy (test-suite-sql-eval semantics: EX, or TS when a database folder "
+                        "holds several .sqlite files)",
+                 predictions="stripped, cut at the first TAB, substring 'value' replaced by '1' (official); "
+                             "lenient runs them as "
                              "written; blank lines separate sessions when the gold file has them")
 
+# %% ../nbs/14_cli.ipynb #9c3e0645
 def _evaluate(args):
     "The `reasonforge evaluate` handler."
     from reasonforge.evaluate import score_predictions, evaluation_report, format_summary, write_report
-    if not args.timeout > 0: raise ReasonForgeError(f"--timeout must be a positive number of seconds, not {args.timeout}")
+    if not args.timeout > 0:
+        raise ReasonForgeError(f"--timeout must be a positive number of seconds, not {args.timeout}")
     sessions, tables, database_for = _gold_of(args)
     predictions = predictions_for(sessions, args.pred, args.gold or "the gold")
     entries = [entry for session in sessions for entry in session]
-    scored = score_predictions([(sql, db_id) for _, sql, db_id in entries], predictions, database_for, keep_distinct=args.keep_distinct,
+    scored = score_predictions([(sql, db_id) for _, sql, db_id in entries], predictions, database_for,
+                               keep_distinct=args.keep_distinct,
                                lenient=args.lenient, timeout=args.timeout, etype=args.etype, tables=tables)
-    settings = dict(_SETTINGS, etype=args.etype, keep_distinct=args.keep_distinct, timeout_s=args.timeout, lenient=args.lenient)
+    settings = dict(_SETTINGS, etype=args.etype, keep_distinct=args.keep_distinct, timeout_s=args.timeout,
+                    lenient=args.lenient)
     report = evaluation_report(scored, lenient=args.lenient, settings=settings)
     for row, (line, _, _) in zip(report["examples"], entries):
         if line is not None: row["gold_line"] = line
@@ -176,29 +196,41 @@ def _evaluate(args):
 # %% ../nbs/14_cli.ipynb #fd7784f8
 def build_parser()->argparse.ArgumentParser:
     "The `reasonforge` argument parser."
-    parser = argparse.ArgumentParser(prog="reasonforge", description="Execution-verified self-improvement for Text-to-SQL.")
+    parser = argparse.ArgumentParser(prog="reasonforge",
+                                     description="Execution-verified self-improvement for Text-to-SQL.")
     commands = parser.add_subparsers(dest="command", required=True)
-    evaluate = commands.add_parser("evaluate", help="score predictions with Spider's official execution accuracy (EX or TS)",
+    evaluate = commands.add_parser("evaluate",
+                                   help="score predictions with Spider's official execution accuracy (EX or TS)",
                                    description=_EVALUATE_DESCRIPTION, epilog=_EVALUATE_EPILOG,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-    evaluate.add_argument("--gold", help="official gold file: one `SQL<TAB>db_id` per line; blank lines separate sessions (SParC, CoSQL)")
-    evaluate.add_argument("--pred", required=True, help="predictions: one SQL per line, same order as the gold; each line is stripped and "
-                          "cut at its first TAB, and the substring 'value' becomes '1' (official); an empty line is a wrong "
+    evaluate.add_argument("--gold", help="official gold file: one `SQL<TAB>db_id` per line; "
+                                         "blank lines separate sessions (SParC, CoSQL)")
+    evaluate.add_argument("--pred", required=True,
+                          help="predictions: one SQL per line, same order as the gold; each line is stripped and "
+                          "cut at its first TAB, and the substring 'value' becomes '1' (official); "
+                          "an empty line is a wrong "
                           "prediction, unless the gold file has sessions: then blank lines separate the same sessions")
-    evaluate.add_argument("--db", help="folder of databases, <db_id>/<db_id>.sqlite; every file whose name contains '.sqlite' in "
+    evaluate.add_argument("--db", help="folder of databases, <db_id>/<db_id>.sqlite; "
+                                       "every file whose name contains '.sqlite' in "
                           "<db_id>/ is compared (a test-suite folder gives TS, Spider's own gives EX)")
     evaluate.add_argument("--table", help="Spider's tables.json (checks every db_id)")
     evaluate.add_argument("--spider-dir", help="a Spider folder or zip, instead of --gold/--db/--table")
-    evaluate.add_argument("--split", default="dev", choices=["dev", "train"], help="with --spider-dir: which questions (default dev)")
+    evaluate.add_argument("--split", default="dev", choices=["dev", "train"],
+                          help="with --spider-dir: which questions (default dev)")
     evaluate.add_argument("--out", help="write the JSON report here (summary, settings, one entry per question)")
-    evaluate.add_argument("--keep-distinct", action="store_true", help="keep DISTINCT (official --keep_distinct; by default it is "
+    evaluate.add_argument("--keep-distinct", action="store_true",
+                          help="keep DISTINCT (official --keep_distinct; by default it is "
                           "removed from both queries, and only a prediction's first statement runs)")
-    evaluate.add_argument("--lenient", action="store_true", help="also report the reference system's lenient accuracy: both queries "
+    evaluate.add_argument("--lenient", action="store_true",
+                          help="also report the reference system's lenient accuracy: both queries "
                           "run as written, rows compared as sets of sorted lower-cased strings, first 50,000 rows")
-    evaluate.add_argument("--etype", default="exec", choices=["exec", "match", "all"], help="official --etype: exec (execution "
-                          "accuracy, default), match (exact-set-match with the partial component scores; nothing executes) or all; "
+    evaluate.add_argument("--etype", default="exec", choices=["exec", "match", "all"],
+                          help="official --etype: exec (execution "
+                          "accuracy, default), match (exact-set-match with the partial component scores; "
+                          "nothing executes) or all; "
                           "per question `exact_match` is null when not asked for or excluded")
-    evaluate.add_argument("--timeout", type=float, default=5.0, help="seconds allowed per query (default 5; the official 60 s never fires)")
+    evaluate.add_argument("--timeout", type=float, default=5.0,
+                          help="seconds allowed per query (default 5; the official 60 s never fires)")
     evaluate.set_defaults(handler=_evaluate)
     add_run_command(commands)
     from reasonforge.predict import add_predict_command

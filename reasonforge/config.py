@@ -152,7 +152,8 @@ def _dataclass_from_mapping(cls, values, where:str):
     known = [f.name for f in dataclasses.fields(cls) if f.init]
     for key in values:
         if key not in known:
-            raise ReasonForgeError(f"unknown key '{prefix}{key}' (known keys{' of ' + where if where else ''}: {', '.join(known)})")
+            raise ReasonForgeError(f"unknown key '{prefix}{key}' (known keys{' of ' + where if where else ''}: "
+                                   f"{', '.join(known)})")
     checked = {key: _check_value(value, hints[key], f"{prefix}{key}") for key, value in values.items()}
     for key, value in checked.items():
         if (rule := _VALUE_RULES.get(f"{prefix}{key}")) and not rule[0](value):
@@ -174,11 +175,14 @@ _VALUE_RULES = {
     "harvest.max_distinct_per_question": _at_least(1), "harvest.max_rows_per_question": _at_least(1),
     "harvest.max_rows": _at_least(1), "training.lora_rank": _at_least(1), "training.lora_alpha": _above(0),
     "training.lora_dropout": (lambda v: 0 <= v < 1, "in [0, 1)"), "training.epochs": _above(0),
-    "training.max_steps": _at_least(1), "training.learning_rate": _above(0), "training.per_device_batch_size": _at_least(1),
+    "training.max_steps": _at_least(1), "training.learning_rate": _above(0),
+    "training.per_device_batch_size": _at_least(1),
     "training.gradient_accumulation_steps": _at_least(1), "training.max_length": _at_least(16),
     "engine.max_num_seqs": _at_least(1), "engine.max_model_len": _at_least(16), "engine.kv_cache_gib": _at_least(1),
-    "engine.group_size": _at_least(1), "engine.tensor_parallel_size": _at_least(1), "engine.pipeline_parallel_size": _at_least(1),
-    "engine.data_parallel_size": _at_least(1), "training.num_processes": _at_least(1), "execution.timeout": _above(0), "execution.workers": _at_least(1), "execution.max_rows": _at_least(1),
+    "engine.group_size": _at_least(1), "engine.tensor_parallel_size": _at_least(1),
+    "engine.pipeline_parallel_size": _at_least(1),
+    "engine.data_parallel_size": _at_least(1), "training.num_processes": _at_least(1), "execution.timeout": _above(0),
+    "execution.workers": _at_least(1), "execution.max_rows": _at_least(1),
     "prompt_budget": _at_least(64), "notebook.start_timeout": _at_least(1), "notebook.cell_timeout": _at_least(1),
 }
 _NAME_CHARACTERS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
@@ -192,29 +196,40 @@ def _check_config(config:RunConfig):
         raise ReasonForgeError(f"engine.backend: must be 'vllm' or 'transformers', got {config.engine.backend!r}")
     engine = config.engine
     if engine.distributed_executor_backend not in (None, "mp", "ray"):
-        raise ReasonForgeError(f"engine.distributed_executor_backend: must be 'ray', 'mp' or null, got {engine.distributed_executor_backend!r}")
-    parallel = [f"{key}={getattr(engine, key)}" for key in ("tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size") if getattr(engine, key) > 1]
+        raise ReasonForgeError("engine.distributed_executor_backend: must be 'ray', 'mp' or null, "
+                               f"got {engine.distributed_executor_backend!r}")
+    parallel = [f"{key}={getattr(engine, key)}" for key in ("tensor_parallel_size", "pipeline_parallel_size",
+                                                            "data_parallel_size") if getattr(engine, key) > 1]
     if engine.backend != "vllm" and (parallel or engine.distributed_executor_backend):
         raise ReasonForgeError(f"engine: {', '.join(parallel) or 'distributed_executor_backend'} needs backend: vllm "
                                f"(the transformers backend runs one model in this process)")
-    if config.prompt_budget is not None and config.prompt_budget + config.sampling.max_tokens > config.training.max_length:
-        raise ReasonForgeError(f"prompt_budget: {config.prompt_budget} plus sampling.max_tokens {config.sampling.max_tokens} is over "
-                               f"training.max_length {config.training.max_length}: harvested rows would not fit (lower prompt_budget)")
+    if (config.prompt_budget is not None and config.prompt_budget + config.sampling.max_tokens
+        > config.training.max_length):
+        raise ReasonForgeError(f"prompt_budget: {config.prompt_budget} plus sampling.max_tokens "
+                               f"{config.sampling.max_tokens} is over "
+                               f"training.max_length {config.training.max_length}: harvested rows would not "
+                               "fit (lower prompt_budget)")
     if not config.train_from_base:
-        raise ReasonForgeError("train_from_base: false is not supported (reasonforge.train trains every iteration from the base model)")
-    if config.start_model is not None and not config.start_model.strip(): raise ReasonForgeError("start_model: empty (leave it out to start from model)")
+        raise ReasonForgeError("train_from_base: false is not supported (reasonforge.train trains every "
+                               "iteration from the base model)")
+    if config.start_model is not None and not config.start_model.strip():
+        raise ReasonForgeError("start_model: empty (leave it out to start from model)")
     subset = config.train_subset
     if config.dev_subset.from_file is not None or config.dev_subset.only != "all":
-        raise ReasonForgeError("dev_subset.from_file: only train_subset takes its questions from a file (dev is what a run is measured on)")
+        raise ReasonForgeError("dev_subset.from_file: only train_subset takes its questions from a file "
+                               "(dev is what a run is measured on)")
     if subset.only not in ("all", "wrong", "unsolved"):
         raise ReasonForgeError(f"train_subset.only: must be 'all', 'wrong' or 'unsolved', got {subset.only!r}")
-    if subset.from_file is None and subset.only != "all": raise ReasonForgeError("train_subset.only: needs train_subset.from_file")
+    if subset.from_file is None and subset.only != "all":
+        raise ReasonForgeError("train_subset.only: needs train_subset.from_file")
     if subset.from_file is not None and (subset.size is not None or subset.indices is not None):
-        raise ReasonForgeError("train_subset.from_file: cannot be combined with size or indices (the file names the questions)")
+        raise ReasonForgeError("train_subset.from_file: cannot be combined with size or indices "
+                               "(the file names the questions)")
     for section in ("train_subset", "dev_subset"):
         indices = getattr(config, section).indices
         if indices is not None and not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in indices):
-            raise ReasonForgeError(f"{section}.indices: must be a list of question indices (integers >= 0), got {indices!r}")
+            raise ReasonForgeError(f"{section}.indices: must be a list of question indices "
+                                   f"(integers >= 0), got {indices!r}")
 
 # %% ../nbs/13a_config.ipynb #f4d63f8b
 def config_from_dict(values:dict, # the parsed YAML

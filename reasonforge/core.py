@@ -88,9 +88,11 @@ def cache_dir(*parts:str, # sub-folders to append
 FAULT_VARIABLE = "REASONFORGE_FAULT" # names the one fault point at which the run is killed (tests only)
 RUNNER_VARIABLE = "REASONFORGE_RUNNER_PID" # the process id of a run's runner, set by it for its notebook kernels
 
+# %% ../nbs/00_core.ipynb #b4f54ce2
 def fault_point(name:str, # this point's name, e.g. "iteration_1/verify:outputs-written"
                ):
-    "Die by SIGKILL (the runner first, then this process) when `$REASONFORGE_FAULT` names this point; otherwise do nothing."
+    ("Die by SIGKILL (the runner first, then this process) when `$REASONFORGE_FAULT` names this point; "
+     "otherwise do nothing.")
     if os.environ.get(FAULT_VARIABLE) != name: return
     runner = os.environ.get(RUNNER_VARIABLE)
     if runner and runner.isdigit() and int(runner) != os.getpid():
@@ -99,10 +101,14 @@ def fault_point(name:str, # this point's name, e.g. "iteration_1/verify:outputs-
 
 # %% ../nbs/00_core.ipynb #5e1c7a02
 KNOWN_ENGINE_NOISE = {"torchao": (r"Failed to load .*torchao/_C.*\.so",), # GPU kernels built for another GPU (or none)
-                      "torch.utils._pytree": (r"is an Enum subclass and is now natively supported by torch\.compile",), # torchao's Enums
-                      "vllm.triton_utils.importing": (r"Triton is installed, but doesn't include CPU backend",)} # vLLM on a CPU
-KNOWN_ENGINE_WARNINGS = (r"`torch\.distributed\.reduce_op` is deprecated",) # vLLM's import of a deprecated alias (FutureWarning)
+                      # torchao's Enums
+                      "torch.utils._pytree": (r"is an Enum subclass and is now natively supported by torch\.compile",),
+                      # vLLM on a CPU
+                      "vllm.triton_utils.importing": (r"Triton is installed, but doesn't include CPU backend",)}
+# vLLM's import of a deprecated alias (FutureWarning)
+KNOWN_ENGINE_WARNINGS = (r"`torch\.distributed\.reduce_op` is deprecated",)
 
+# %% ../nbs/00_core.ipynb #ab7a2681
 class _DropMessages(logging.Filter):
     "A logging filter that drops records whose message matches one of `patterns`."
     def __init__(self, patterns): super().__init__(); self.patterns = [re.compile(p) for p in patterns]
@@ -110,7 +116,8 @@ class _DropMessages(logging.Filter):
 
 # %% ../nbs/00_core.ipynb #2024a320
 def quiet_engine_noise():
-    "In an engine child: drop the known messages of torch, torchao and vLLM that say nothing about the run (`KNOWN_ENGINE_NOISE`)."
+    ("In an engine child: drop the known messages of torch, torchao and vLLM that say nothing about the "
+     "run (`KNOWN_ENGINE_NOISE`).")
     import warnings
     for name, patterns in KNOWN_ENGINE_NOISE.items():
         target = logging.getLogger(name)

@@ -24,7 +24,8 @@ SPIDER_DIR_VARIABLE = "REASONFORGE_SPIDER_DIR"
 DOWNLOAD_FOLDER = "spider-download" # the cache sub-folder that `reasonforge data download` unpacks into
 
 def downloaded_spider_dir()->Path:
-    "Where `reasonforge data download` puts Spider by default (`<cache>/spider-download/spider_data`; it may not exist yet)."
+    ("Where `reasonforge data download` puts Spider by default (`<cache>/spider-download/spider_data`; "
+     "it may not exist yet).")
     return cache_dir()/DOWNLOAD_FOLDER/"spider_data"
 
 # %% ../nbs/01_data.ipynb #ee04ab05
@@ -47,10 +48,12 @@ def read_json_file(path:str|Path, # JSON file to read
     path = Path(path)
     try: text = path.read_text(encoding="utf-8")
     except FileNotFoundError: raise ReasonForgeError(f"{path}: file not found") from None
-    except UnicodeDecodeError as error: raise ReasonForgeError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+    except UnicodeDecodeError as error:
+        raise ReasonForgeError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
     try: return json.loads(text)
     except json.JSONDecodeError as error:
-        raise ReasonForgeError(f"{path}: malformed JSON at line {error.lineno}, column {error.colno}: {error.msg}") from None
+        raise ReasonForgeError(f"{path}: malformed JSON at line {error.lineno}, "
+                               f"column {error.colno}: {error.msg}") from None
 
 # %% ../nbs/01_data.ipynb #906a6184
 @dataclass
@@ -83,12 +86,17 @@ def _flatten_keys(value)->list[int]:
 
 # %% ../nbs/01_data.ipynb #3967be74
 def _is_index(value)->bool: return isinstance(value, int) and not isinstance(value, bool)
-def _is_column(value)->bool: return isinstance(value, list) and len(value) == 2 and _is_index(value[0]) and isinstance(value[1], str)
+def _is_column(value)->bool: return (isinstance(value, list) and len(value) == 2 and _is_index(value[0])
+                                     and isinstance(value[1], str))
+
+# %% ../nbs/01_data.ipynb #483655b9
 def _check_shape(where:str, key:str, value, item_ok, item_description:str):
     "Raise `ReasonForgeError` naming `key` unless `value` is a list whose every item passes `item_ok`."
-    if not isinstance(value, list): raise ReasonForgeError(f"{where}: '{key}' must be a list, got {type(value).__name__}")
+    if not isinstance(value, list):
+        raise ReasonForgeError(f"{where}: '{key}' must be a list, got {type(value).__name__}")
     for position, item in enumerate(value):
-        if not item_ok(item): raise ReasonForgeError(f"{where}: '{key}' item {position} must be {item_description}, got {item!r}")
+        if not item_ok(item):
+            raise ReasonForgeError(f"{where}: '{key}' item {position} must be {item_description}, got {item!r}")
 
 # %% ../nbs/01_data.ipynb #e28152b5
 def _parse_table_entry(entry, path:Path, position:int)->TableSchema:
@@ -98,22 +106,27 @@ def _parse_table_entry(entry, path:Path, position:int)->TableSchema:
     for key in _TABLE_KEYS:
         if key not in entry: raise ReasonForgeError(f"{where} ({entry.get('db_id', '?')}): missing key '{key}'")
     where = f"{path} entry {position} ({entry['db_id']})"
-    if not isinstance(entry["db_id"], str) or not entry["db_id"]: raise ReasonForgeError(f"{where}: 'db_id' must be a non-empty string")
+    if not isinstance(entry["db_id"], str) or not entry["db_id"]:
+        raise ReasonForgeError(f"{where}: 'db_id' must be a non-empty string")
     tables, columns, types = entry["table_names_original"], entry["column_names_original"], entry["column_types"]
     _check_shape(where, "table_names_original", tables, lambda t: isinstance(t, str), "a table name")
     _check_shape(where, "column_names_original", columns, _is_column, "a [table index, column name] pair")
     _check_shape(where, "column_types", types, lambda t: isinstance(t, str), "a type name")
-    _check_shape(where, "primary_keys", entry["primary_keys"], lambda k: _is_index(k) or (isinstance(k, list) and all(map(_is_index, k))),
+    _check_shape(where, "primary_keys", entry["primary_keys"],
+                 lambda k: _is_index(k) or (isinstance(k, list) and all(map(_is_index, k))),
                  "a column index or a list of them")
-    _check_shape(where, "foreign_keys", entry["foreign_keys"], lambda k: isinstance(k, list) and len(k) == 2 and all(map(_is_index, k)),
+    _check_shape(where, "foreign_keys", entry["foreign_keys"],
+                 lambda k: isinstance(k, list) and len(k) == 2 and all(map(_is_index, k)),
                  "a [column index, column index] pair")
     if len(columns) != len(types):
         raise ReasonForgeError(f"{where}: {len(columns)} columns but {len(types)} column_types")
     for table, name in columns:
-        if not -1 <= table < len(tables): raise ReasonForgeError(f"{where}: column '{name}' points at table {table} of {len(tables)}")
+        if not -1 <= table < len(tables):
+            raise ReasonForgeError(f"{where}: column '{name}' points at table {table} of {len(tables)}")
     primary, foreign = _flatten_keys(entry["primary_keys"]), [tuple(pair) for pair in entry["foreign_keys"]]
     for index in primary + [i for pair in foreign for i in pair]:
-        if not 0 < index < len(columns): raise ReasonForgeError(f"{where}: key column index {index} is out of range (0..{len(columns)-1})")
+        if not 0 < index < len(columns):
+            raise ReasonForgeError(f"{where}: key column index {index} is out of range (0..{len(columns)-1})")
     return TableSchema(entry["db_id"], list(tables), [(t, n) for t, n in columns], list(types), primary, foreign)
 
 # %% ../nbs/01_data.ipynb #85627b66
@@ -140,7 +153,8 @@ class DatabaseFinder:
     def _match(self, folder:Path, names, wanted:str, what:str)->str|None:
         "The one name in `names` equal to `wanted` ignoring case, if any."
         matches = sorted(name for name in names if name.lower() == wanted.lower())
-        if len(matches) > 1: raise ReasonForgeError(f"{folder}: several {what} match '{wanted}' ignoring case: {matches}")
+        if len(matches) > 1:
+            raise ReasonForgeError(f"{folder}: several {what} match '{wanted}' ignoring case: {matches}")
         return matches[0] if matches else None
 
     def find(self, db_id:str)->Path|None:
@@ -148,8 +162,10 @@ class DatabaseFinder:
         exact = self.database_dir/db_id/f"{db_id}.sqlite"
         if exact.is_file(): return exact
         if self._folders is None:
-            self._folders = sorted(p.name for p in self.database_dir.iterdir() if p.is_dir()) if self.database_dir.is_dir() else []
-        folder_name = db_id if (self.database_dir/db_id).is_dir() else self._match(self.database_dir, self._folders, db_id, "folders")
+            self._folders = (sorted(p.name for p in self.database_dir.iterdir() if p.is_dir())
+                             if self.database_dir.is_dir() else [])
+        folder_name = (db_id if (self.database_dir/db_id).is_dir()
+                       else self._match(self.database_dir, self._folders, db_id, "folders"))
         if folder_name is None: return None
         folder = self.database_dir/folder_name
         file_name = self._match(folder, [p.name for p in folder.iterdir() if p.is_file()], f"{db_id}.sqlite", "files")
@@ -181,7 +197,8 @@ def schema_mismatches(schema:TableSchema, # the `tables.json` description
             for table_index, table in enumerate(schema.table_names):
                 if table.lower() not in by_lower:
                     problems.append(f"table '{table}' is missing from the file"); continue
-                actual = [row[1] for row in connection.execute(f"PRAGMA table_info({quote_identifier(by_lower[table.lower()])})")]
+                actual = [row[1] for row in connection.execute(
+                    f"PRAGMA table_info({quote_identifier(by_lower[table.lower()])})")]
                 expected = [schema.column_names[i][1] for i in schema.table_columns(table_index)]
                 missing = [c for c in expected if c.lower() not in {a.lower() for a in actual}]
                 extra = [a for a in actual if a.lower() not in {c.lower() for c in expected}]
@@ -218,7 +235,8 @@ def sample_values(connection:sqlite3.Connection, # open database
                   max_chars:int=40, # longer text values are cut to this
                  )->list[str]:
     "The first `count` distinct non-NULL, non-empty values of a column in row order, as SQL literals."
-    select = f"SELECT {quote_identifier(column)} FROM {quote_identifier(table)} WHERE {quote_identifier(column)} IS NOT NULL"
+    select = (f"SELECT {quote_identifier(column)} FROM {quote_identifier(table)} WHERE "
+              f"{quote_identifier(column)} IS NOT NULL")
     try: rows = connection.execute(select + " ORDER BY rowid")
     except sqlite3.OperationalError: rows = connection.execute(select) # WITHOUT ROWID table: primary-key order
     values = []
@@ -283,17 +301,22 @@ class Question:
 SPLIT_FILES = {"dev": "dev.json", "train": "train_spider.json", "train_others": "train_others.json"}
 _QUESTION_KEYS = ("db_id", "question", "query")
 
-def _parse_questions(entries, path:Path, split:str, tables:dict[str, TableSchema], finder:DatabaseFinder)->list[Question]:
+# %% ../nbs/01_data.ipynb #178324db
+def _parse_questions(entries, path:Path, split:str, tables:dict[str, TableSchema],
+                     finder:DatabaseFinder)->list[Question]:
     "Check a split file's entries and turn them into `Question`s."
-    if not isinstance(entries, list): raise ReasonForgeError(f"{path}: expected a list of questions, got {type(entries).__name__}")
+    if not isinstance(entries, list):
+        raise ReasonForgeError(f"{path}: expected a list of questions, got {type(entries).__name__}")
     if not entries: raise ReasonForgeError(f"{path}: contains no questions")
     paths, questions = {}, []
     for index, entry in enumerate(entries):
         if not isinstance(entry, dict): raise ReasonForgeError(f"{path} question {index}: expected an object")
         for key in _QUESTION_KEYS:
-            if not isinstance(entry.get(key), str): raise ReasonForgeError(f"{path} question {index}: missing or non-text '{key}'")
+            if not isinstance(entry.get(key), str):
+                raise ReasonForgeError(f"{path} question {index}: missing or non-text '{key}'")
         db_id = entry["db_id"]
-        if db_id not in tables: raise ReasonForgeError(f"{path} question {index}: db_id '{db_id}' is not in tables.json")
+        if db_id not in tables:
+            raise ReasonForgeError(f"{path} question {index}: db_id '{db_id}' is not in tables.json")
         if db_id not in paths: paths[db_id] = finder.find(db_id)
         parse = entry.get("sql")
         questions.append(Question(index, split, db_id, entry["question"], entry["query"].strip(), paths[db_id],
@@ -386,6 +409,7 @@ def usable(self:SpiderDataset)->list[Question]:
     "Questions whose database is present."
     return [q for q in self.questions if not q.excluded]
 
+# %% ../nbs/01_data.ipynb #c9a05ad0
 @patch(as_prop=True)
 def excluded(self:SpiderDataset)->list[Question]:
     "Questions whose database is absent."
@@ -429,7 +453,8 @@ def _zip_spider_folder(names:list[str], path:Path)->str:
     folders = sorted((name[:-len("tables.json")] for name in names
                       if (name == "tables.json" or name.endswith("/tables.json")) and not name.startswith("__MACOSX/")),
                      key=lambda folder: (folder.count("/"), folder))
-    if not folders: raise ReasonForgeError(f"{path}: no tables.json inside; expected the official Spider zip (spider/ or spider_data/)")
+    if not folders: raise ReasonForgeError(f"{path}: no tables.json inside; expected the official Spider "
+                                           "zip (spider/ or spider_data/)")
     return folders[0]
 
 # %% ../nbs/01_data.ipynb #214012df
@@ -478,7 +503,8 @@ def verify_databases(spider_dir:str|Path, # Spider folder holding database/ and 
     spider_dir = Path(spider_dir)
     manifest = Path(manifest) if manifest else spider_dir/"SHA256_OFFICIAL.json"
     entries = read_json_file(manifest)
-    if not isinstance(entries, dict): raise ReasonForgeError(f"{manifest}: expected an object of file -> {{sha256, size}}")
+    if not isinstance(entries, dict):
+        raise ReasonForgeError(f"{manifest}: expected an object of file -> {{sha256, size}}")
     ok, missing, differing = 0, [], []
     for key in sorted(entries):
         parts = key.split("/")

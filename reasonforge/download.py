@@ -17,15 +17,20 @@ __all__ = ['SPIDER_URL', 'SPIDER_ZIP_SHA256', 'ZIP_NAME', 'OFFICIAL_MANIFEST', '
            'unpack_spider_zip', 'default_download_root', 'download_spider', 'add_data_command']
 
 # %% ../nbs/01a_download.ipynb #69bc0217
-SPIDER_URL = "https://drive.google.com/file/d/1403EGqzIDoHMdQF4c9Bkyl7dZLZ5Wt6J/view" # spider_data.zip, as linked from yale-lily.github.io/spider
+# spider_data.zip, as linked from yale-lily.github.io/spider
+SPIDER_URL = "https://drive.google.com/file/d/1403EGqzIDoHMdQF4c9Bkyl7dZLZ5Wt6J/view"
 SPIDER_ZIP_SHA256 = None # not pinned: the zip is re-uploaded now and then; each database is checked instead
 ZIP_NAME = "spider_data.zip"
-OFFICIAL_MANIFEST = Path(reasonforge.__file__).parent/"spider_sha256_official.json" # size and sha256 of the 166 official databases
+# size and sha256 of the 166 official databases
+OFFICIAL_MANIFEST = Path(reasonforge.__file__).parent/"spider_sha256_official.json"
 
 # %% ../nbs/01a_download.ipynb #c3ec4f35
-_REASONS = (("Name or service not known", "name lookup failed: no network?"), ("Temporary failure in name resolution", "name lookup failed: no network?"),
-            ("Network is unreachable", "network unreachable"), ("Connection refused", "connection refused"), ("timed out", "timed out"))
+_REASONS = (("Name or service not known", "name lookup failed: no network?"),
+            ("Temporary failure in name resolution", "name lookup failed: no network?"),
+            ("Network is unreachable", "network unreachable"), ("Connection refused", "connection refused"),
+            ("timed out", "timed out"))
 
+# %% ../nbs/01a_download.ipynb #91d47ff1
 def _short_reason(error:BaseException)->str:
     "A few words on why a transfer failed, from the exception and its causes."
     texts = []
@@ -38,8 +43,10 @@ def _short_reason(error:BaseException)->str:
 
 # %% ../nbs/01a_download.ipynb #0ecc65d3
 def how_to_get_spider()->str:
-    "The ways to get Spider, for error messages: the download command, or a copy you have, named by the variable or put in the cache."
-    return (f"run `reasonforge data download` again with a network, or use a copy you have (the folder with tables.json and database/): "
+    ("The ways to get Spider, for error messages: the download command, or a copy you have, "
+     "named by the variable or put in the cache.")
+    return (f"run `reasonforge data download` again with a network, or use a copy you have "
+            f"(the folder with tables.json and database/): "
             f"set {SPIDER_DIR_VARIABLE}=/path/to/it, or put it at {downloaded_spider_dir()}")
 
 # %% ../nbs/01a_download.ipynb #1fb82ed0
@@ -57,18 +64,24 @@ def fetch_zip(url:str, # a Google Drive link or any http(s) URL of the zip
     zip_path.parent.mkdir(parents=True, exist_ok=True)
     if not zip_path.is_file():
         done_before = sum(p.stat().st_size for p in zip_path.parent.glob(f"{zip_path.name}*.part"))
-        if not quiet: print(f"Downloading {url} to {zip_path}" + (f", resuming after {done_before:,} bytes" if done_before else ""), file=sys.stderr)
+        if not quiet: print(f"Downloading {url} to {zip_path}"
+                            + (f", resuming after {done_before:,} bytes" if done_before else ""), file=sys.stderr)
         bar = None
         def show(done, total): # gdown's progress callback, drawn as a tqdm bar from the first bytes on
             nonlocal bar
-            if bar is None: bar = tqdm.tqdm(total=total, initial=done_before, unit="B", unit_scale=True, file=sys.stderr, disable=quiet) # explicit: tqdm reads TQDM_DISABLE once, at import
+            # explicit: tqdm reads TQDM_DISABLE once, at import
+            if bar is None: bar = tqdm.tqdm(total=total, initial=done_before, unit="B", unit_scale=True,
+                                            file=sys.stderr, disable=quiet)
             bar.update(done - bar.n)
-        try: gdown.download(url, str(zip_path), quiet=True, resume=True, use_cookies=False, retries=retries, timeout=timeout, progress=show)
+        try: gdown.download(url, str(zip_path), quiet=True, resume=True, use_cookies=False, retries=retries,
+                            timeout=timeout, progress=show)
         except (requests.RequestException, DownloadError, FileURLRetrievalError) as error:
             if bar is not None: bar.close()
             partial = [p for p in zip_path.parent.glob(f"{zip_path.name}*.part") if p.stat().st_size]
-            kept = f"; {partial[0].stat().st_size:,} bytes kept in {partial[0]}: run the same command again to resume" if partial else ""
-            raise ReasonForgeError(f"cannot download Spider from {url} ({_short_reason(error)}){kept}; {how_to_get_spider()}") from None
+            kept = (f"; {partial[0].stat().st_size:,} bytes kept in {partial[0]}: run the same command again to resume"
+                    if partial else "")
+            raise ReasonForgeError(f"cannot download Spider from {url} ({_short_reason(error)}){kept}; "
+                                   f"{how_to_get_spider()}") from None
         if bar is not None: bar.close()
     if sha256 and (actual := sha256_file(zip_path)) != sha256.lower():
         raise ReasonForgeError(f"{zip_path}: sha256 is {actual}, expected {sha256.lower()}; the file is kept "
@@ -80,7 +93,8 @@ def check_release(root:Path, # an unpacked Spider folder
                   manifest:str|Path=OFFICIAL_MANIFEST, # official hashes of the databases
                   where:str|Path|None=None, # what errors name (default: `root`)
                  )->int:
-    "Raise naming each database of `root/tables.json` that is absent, unknown or differs from `manifest`; else how many match."
+    ("Raise naming each database of `root/tables.json` that is absent, unknown or differs from `manifest`; "
+     "else how many match.")
     listed = set(load_tables(root/"tables.json"))
     official = {key.split("/")[2]: key for key in read_json_file(manifest) if key.split("/")[1:2] == ["database"]}
     result = verify_databases(root, manifest)
@@ -88,7 +102,8 @@ def check_release(root:Path, # an unpacked Spider folder
                 "with no official hash": sorted(listed - set(official)),
                 "different from the official file": sorted(key.split("/")[2] for key in result["differing"])}
     if any(problems.values()):
-        raise ReasonForgeError(f"{where or root}: databases " + "; ".join(f"{what}: {', '.join(dbs)}" for what, dbs in problems.items() if dbs))
+        raise ReasonForgeError(f"{where or root}: databases "
+                               + "; ".join(f"{what}: {', '.join(dbs)}" for what, dbs in problems.items() if dbs))
     return len(listed)
 
 # %% ../nbs/01a_download.ipynb #9742e737
@@ -106,12 +121,14 @@ def unpack_spider_zip(zip_path:str|Path, # a zip shaped like spider_data.zip
         try:
             with zipfile.ZipFile(zip_path) as archive:
                 folder = _zip_spider_folder(archive.namelist(), zip_path)
-                archive.extractall(temporary, [name for name in archive.namelist() if name.startswith(folder) and not name.startswith("__MACOSX/")])
+                archive.extractall(temporary, [name for name in archive.namelist()
+                                               if name.startswith(folder) and not name.startswith("__MACOSX/")])
         except zipfile.BadZipFile as error:
             raise ReasonForgeError(f"{zip_path}: not a zip file ({error}); delete it to download again") from None
         root = temporary/folder
         try: check_release(root, manifest, zip_path)
-        except ReasonForgeError as error: raise ReasonForgeError(f"{error}; nothing unpacked (delete the zip to download again)") from None
+        except ReasonForgeError as error:
+            raise ReasonForgeError(f"{error}; nothing unpacked (delete the zip to download again)") from None
         shutil.copyfile(manifest, root/"SHA256_OFFICIAL.json")
         os.rename(root, final)
     finally: shutil.rmtree(temporary, ignore_errors=True)
@@ -136,14 +153,17 @@ def download_spider(to:str|Path|None=None, # folder that receives spider_data/ (
     final = to/"spider_data"
     if (final/"tables.json").is_file():
         try: count = check_release(final, manifest)
-        except ReasonForgeError as error: raise ReasonForgeError(f"{error}; delete {final} and run again to download a fresh copy") from None
-        if not quiet: print(f"Spider is already in {final}: {count} databases match the official hashes; nothing to download", file=sys.stderr)
+        except ReasonForgeError as error:
+            raise ReasonForgeError(f"{error}; delete {final} and run again to download a fresh copy") from None
+        if not quiet: print(f"Spider is already in {final}: {count} databases match the official hashes; "
+                            "nothing to download", file=sys.stderr)
         return final
     zip_path = fetch_zip(url, to/ZIP_NAME, sha256, quiet, retries)
     final = unpack_spider_zip(zip_path, to, manifest)
     zip_digest = sha256_file(zip_path) # reported, so that a user can pin this exact zip with --sha256
     if not keep_zip: zip_path.unlink()
-    if not quiet: print(f"Spider unpacked in {final}: {len(load_tables(final/'tables.json'))} databases match the official hashes "
+    if not quiet: print(f"Spider unpacked in {final}: {len(load_tables(final/'tables.json'))} databases match "
+                        "the official hashes "
                         f"(zip sha256 {zip_digest})", file=sys.stderr)
     return final
 
@@ -157,7 +177,8 @@ def _download_command(args)->int:
             print(f"Spider found in {found}; nothing to download", file=sys.stderr)
             print(found)
             return 0
-    folder = download_spider(args.to, args.url, args.sha256, keep_zip=args.keep_zip, quiet=args.quiet, retries=args.retries)
+    folder = download_spider(args.to, args.url, args.sha256, keep_zip=args.keep_zip,
+                             quiet=args.quiet, retries=args.retries)
     if args.to and not args.quiet:
         print(f"use it with --spider-dir {folder} or {SPIDER_DIR_VARIABLE}={folder}", file=sys.stderr)
     print(folder)
@@ -169,12 +190,17 @@ def add_data_command(commands, # the `reasonforge` parser's sub-parsers
     "Add `reasonforge data download` to the command line."
     data = commands.add_parser("data", help="get the Spider dataset")
     actions = data.add_subparsers(dest="data_command", required=True)
-    download = actions.add_parser("download", help="download, verify and unpack the official Spider release (CC BY-SA 4.0)")
-    download.add_argument("--to", help="folder to unpack spider_data/ into (default: the user's cache, found without settings)")
-    download.add_argument("--url", default=SPIDER_URL, help="where spider_data.zip is (default: the Google Drive file the Spider site links)")
-    download.add_argument("--sha256", default=SPIDER_ZIP_SHA256, help="the zip's expected SHA-256 (default: not checked; every database is)")
+    download = actions.add_parser("download",
+                                  help="download, verify and unpack the official Spider release (CC BY-SA 4.0)")
+    download.add_argument("--to", help="folder to unpack spider_data/ into (default: the user's cache, "
+                                       "found without settings)")
+    download.add_argument("--url", default=SPIDER_URL,
+                          help="where spider_data.zip is (default: the Google Drive file the Spider site links)")
+    download.add_argument("--sha256", default=SPIDER_ZIP_SHA256,
+                          help="the zip's expected SHA-256 (default: not checked; every database is)")
     download.add_argument("--if-missing", action="store_true", help="do nothing when a Spider folder is already found")
     download.add_argument("--keep-zip", action="store_true", help="keep spider_data.zip after unpacking")
-    download.add_argument("--retries", type=int, default=3, help="further attempts after a dropped connection, each resuming (default 3)")
+    download.add_argument("--retries", type=int, default=3,
+                          help="further attempts after a dropped connection, each resuming (default 3)")
     download.add_argument("--quiet", action="store_true", help="no progress bar")
     download.set_defaults(handler=_download_command)

@@ -19,8 +19,10 @@ __all__ = ['CPU_MAX_MODEL_LEN', 'EXECUTOR_BACKENDS', 'VLLMBackend', 'shard_indic
            'DataParallelBackend', 'vllm_backend']
 
 # %% ../nbs/05a_engines.ipynb #6dd7d15f
-CPU_MAX_MODEL_LEN = 8192 # on a CPU: longest prompt plus answer, in tokens, unless configured (Spider's longest prompt is far shorter)
+# on a CPU: longest prompt plus answer, in tokens, unless configured (Spider's longest prompt is far shorter)
+CPU_MAX_MODEL_LEN = 8192
 
+# %% ../nbs/05a_engines.ipynb #0a1be59e
 def _vllm_engine_options(device_type:str, options:dict)->dict:
     "Engine arguments for this device: bounded and float32 on CPU, vLLM's defaults on GPU."
     engine = {"enable_prefix_caching": True, "seed": 0, "generation_config": "vllm", "dtype": options.get("dtype") or
@@ -36,7 +38,8 @@ def _vllm_engine_options(device_type:str, options:dict)->dict:
     if options.get("lora_adapter"): engine.update(enable_lora=True, max_lora_rank=options.get("max_lora_rank") or 64)
     for key in ("tensor_parallel_size", "pipeline_parallel_size"): # several GPUs per engine: passed through to vLLM
         if (options.get(key) or 1) > 1: engine[key] = options[key]
-    if options.get("distributed_executor_backend"): engine["distributed_executor_backend"] = options["distributed_executor_backend"]
+    if options.get("distributed_executor_backend"):
+        engine["distributed_executor_backend"] = options["distributed_executor_backend"]
     return engine
 
 # %% ../nbs/05a_engines.ipynb #33ea0e9a
@@ -47,17 +50,21 @@ def _vllm_child(connection, # this process's end of the pipe
     "Entry point of the vLLM child process: build the engine, then serve `generate` requests until told to stop."
     die_with_parent() # a killed parent leaves no engine behind, even in the middle of a long generate call
     quiet_engine_noise() # torch/torchao/vLLM messages about themselves stay out of the engine log
-    if options.get("cuda_visible_devices"): os.environ["CUDA_VISIBLE_DEVICES"] = options["cuda_visible_devices"] # this replica's GPUs
+    # this replica's GPUs
+    if options.get("cuda_visible_devices"): os.environ["CUDA_VISIBLE_DEVICES"] = options["cuda_visible_devices"]
     try:
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(options.get("kv_cache_gib") or 3))
         from vllm.platforms import current_platform
         device_type = current_platform.device_type
         if not device_type:
-            raise ReasonForgeError("vLLM found no device it can run on: this looks like a CUDA build of vllm on a machine "
-                                   "without a GPU; install the CPU build (pip install 'reasonforge[cpu]') or use a GPU machine")
+            raise ReasonForgeError("vLLM found no device it can run on: "
+                                   "this looks like a CUDA build of vllm on a machine "
+                                   "without a GPU; install the CPU build (pip install 'reasonforge[cpu]') "
+                                   "or use a GPU machine")
         if device_type == "cpu":
             os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0") # the engine runs here, not in a grandchild
-            cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+            cores = (sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                     else list(range(os.cpu_count() or 1)))
             os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", ",".join(map(str, cores))) # all cores compute
         from vllm import LLM, SamplingParams
         engine = _vllm_engine_options(device_type, options)
@@ -68,7 +75,8 @@ def _vllm_child(connection, # this process's end of the pipe
             lora = LoRARequest("adapter", 1, options["lora_adapter"])
         connection.send(("ready", {"device_type": device_type, **engine}))
     except BaseException as error:
-        connection.send(("error", f"{type(error).__name__}: {error}", traceback.format_exc(), isinstance(error, ReasonForgeError)))
+        connection.send(("error", f"{type(error).__name__}: {error}", traceback.format_exc(),
+                         isinstance(error, ReasonForgeError)))
         return
     while True:
         message = connection.recv()
@@ -76,10 +84,12 @@ def _vllm_child(connection, # this process's end of the pipe
         _, prompts, settings, seeds = message
         try:
             params = [SamplingParams(n=settings["k"], temperature=settings["temperature"], top_p=settings["top_p"],
-                                     max_tokens=settings["max_tokens"], seed=seed, stop=list(settings["stop"])) for seed in seeds]
+                                     max_tokens=settings["max_tokens"], seed=seed,
+                                     stop=list(settings["stop"])) for seed in seeds]
             outputs = llm.generate(prompts, params, use_tqdm=False, lora_request=lora)
-            connection.send(("done", [[(c.text, len(o.prompt_token_ids), len(c.token_ids), c.finish_reason) for c in o.outputs]
-                                      for o in outputs]))
+            connection.send(("done",
+                             [[(c.text, len(o.prompt_token_ids), len(c.token_ids), c.finish_reason) for c in o.outputs]
+                              for o in outputs]))
         except BaseException as error:
             connection.send(("error", f"{type(error).__name__}: {error}", traceback.format_exc(), False))
 
@@ -165,6 +175,7 @@ def _start(self:VLLMBackend):
         self._stop()
         raise
 
+# %% ../nbs/05a_engines.ipynb #92221165
 @patch
 def _stop(self:VLLMBackend):
     try:
@@ -184,7 +195,8 @@ def _sample(self:VLLMBackend, prompts, settings, seeds):
 def shard_indices(count:int, # items to split (prompts)
                   shards:int, # replicas
                  )->list[list[int]]:
-    "Contiguous, balanced blocks of `range(count)`, one per replica (the first `count % shards` one longer; empty when there are too few)."
+    ("Contiguous, balanced blocks of `range(count)`, one per replica (the first `count % shards` one longer; "
+     "empty when there are too few).")
     if shards < 1: raise ReasonForgeError(f"data_parallel_size={shards}: must be at least 1")
     size, extra = divmod(count, shards)
     blocks, start = [], 0
@@ -201,13 +213,15 @@ def merge_shards(blocks:list[list[int]], # `shard_indices`' blocks
     "The replicas' results back in the original order (the inverse of `shard_indices`)."
     merged = [None] * sum(len(block) for block in blocks)
     for replica, (block, result) in enumerate(zip(blocks, results, strict=True)):
-        if len(result) != len(block): raise RuntimeError(f"replica {replica} returned {len(result)} results for {len(block)} prompts")
+        if len(result) != len(block):
+            raise RuntimeError(f"replica {replica} returned {len(result)} results for {len(block)} prompts")
         for index, value in zip(block, result): merged[index] = value
     return merged
 
 # %% ../nbs/05a_engines.ipynb #c8595187
 EXECUTOR_BACKENDS = ("mp", "ray")
 
+# %% ../nbs/05a_engines.ipynb #76ab4107
 def replica_plan(data_parallel_size:int=1, # engine replicas, each on its own GPUs
                  tensor_parallel_size:int=1, # GPUs per layer within one engine
                  pipeline_parallel_size:int=1, # pipeline stages within one engine
@@ -218,15 +232,18 @@ def replica_plan(data_parallel_size:int=1, # engine replicas, each on its own GP
     "Each replica's GPUs (`CUDA_VISIBLE_DEVICES`) and vLLM engine arguments, computed without vLLM."
     for key, value in (("data_parallel_size", data_parallel_size), ("tensor_parallel_size", tensor_parallel_size),
                        ("pipeline_parallel_size", pipeline_parallel_size)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1: raise ReasonForgeError(f"engine.{key}={value!r}: must be an integer >= 1")
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ReasonForgeError(f"engine.{key}={value!r}: must be an integer >= 1")
     if distributed_executor_backend not in (None, *EXECUTOR_BACKENDS):
-        raise ReasonForgeError(f"engine.distributed_executor_backend={distributed_executor_backend!r}: must be one of {', '.join(EXECUTOR_BACKENDS)} or null")
+        raise ReasonForgeError(f"engine.distributed_executor_backend={distributed_executor_backend!r}: "
+                               f"must be one of {', '.join(EXECUTOR_BACKENDS)} or null")
     per_replica = tensor_parallel_size * pipeline_parallel_size
     parallel = {"tensor_parallel_size": tensor_parallel_size, "pipeline_parallel_size": pipeline_parallel_size,
                 "distributed_executor_backend": distributed_executor_backend}
     plans = []
     for replica in range(data_parallel_size):
-        # one engine uses the GPUs it sees; on a Ray cluster Ray places each engine's workers; else each replica gets its own block
+        # one engine uses the GPUs it sees; on a Ray cluster Ray places
+        # each engine's workers; else each replica gets its own block
         devices = None if data_parallel_size == 1 or distributed_executor_backend == "ray" or device_type != "cuda" else \
                   ",".join(str(replica * per_replica + gpu) for gpu in range(per_replica))
         plans.append({"replica": replica, "gpus": per_replica, "cuda_visible_devices": devices,
@@ -265,6 +282,7 @@ def _start(self:DataParallelBackend):
         self._stop()
         raise
 
+# %% ../nbs/05a_engines.ipynb #368d07b1
 @patch
 def _stop(self:DataParallelBackend):
     try:
@@ -311,9 +329,11 @@ def vllm_backend(model:str|Path=DEFAULT_MODEL, # model source for `resolve_model
                  distributed_executor_backend:str|None=None, # "ray" for a Ray cluster the user started
                  **options, # the other `VLLMBackend` arguments (cache_folder, group_size, dtype, ...)
                 )->GenerationBackend:
-    "One vLLM engine, or `data_parallel_size` replicas of it behind a `DataParallelBackend`, laid out by `replica_plan`."
+    ("One vLLM engine, or `data_parallel_size` replicas of it behind a `DataParallelBackend`, "
+     "laid out by `replica_plan`.")
     plan = replica_plan(data_parallel_size, tensor_parallel_size, pipeline_parallel_size, distributed_executor_backend)
-    replicas = [VLLMBackend(model, tensor_parallel_size=tensor_parallel_size, pipeline_parallel_size=pipeline_parallel_size,
+    replicas = [VLLMBackend(model, tensor_parallel_size=tensor_parallel_size,
+                            pipeline_parallel_size=pipeline_parallel_size,
                             distributed_executor_backend=distributed_executor_backend,
                             cuda_visible_devices=p["cuda_visible_devices"], **options) for p in plan]
     return replicas[0] if data_parallel_size == 1 else DataParallelBackend(replicas)

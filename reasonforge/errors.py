@@ -68,13 +68,15 @@ def execution_category(error_kind:str, # the executor's `error_kind`
                       )->str:
     "Our category for an execution error kind."
     if error_kind not in EXECUTION_ERROR_CATEGORIES:
-        raise ReasonForgeError(f"error_kind {error_kind!r} is unknown; expected one of {sorted(EXECUTION_ERROR_CATEGORIES)}")
+        raise ReasonForgeError(f"error_kind {error_kind!r} is unknown; expected one of "
+                               f"{sorted(EXECUTION_ERROR_CATEGORIES)}")
     return EXECUTION_ERROR_CATEGORIES[error_kind]
 
 # %% ../nbs/11_errors.ipynb #772e519c
 def _skeleton(node:exp.Expression)->str:
     "A condition's text with every value replaced by `?`."
-    is_value = lambda item: isinstance(item, exp.Literal) or (isinstance(item, exp.Neg) and isinstance(item.this, exp.Literal))
+    is_value = (lambda item: isinstance(item, exp.Literal)
+                or (isinstance(item, exp.Neg) and isinstance(item.this, exp.Literal)))
     return canonical_sql(node.copy().transform(lambda item: exp.Placeholder() if is_value(item) else item, copy=False))
 
 # %% ../nbs/11_errors.ipynb #3ae1a2ad
@@ -101,18 +103,22 @@ def _compare_counters(gold:Counter, predicted:Counter)->tuple[list, list]:
 def _compare_tables(gold:QueryShape, predicted:QueryShape, add):
     "FROM differences (other tables, more or fewer), then, over the same tables, join conditions and kinds."
     only_gold, only_predicted = _compare_counters(gold.tables, predicted.tables)
-    if only_gold and only_predicted: add("wrong_table", f"FROM: {', '.join(only_predicted)} instead of {', '.join(only_gold)}")
+    if only_gold and only_predicted:
+        add("wrong_table", f"FROM: {', '.join(only_predicted)} instead of {', '.join(only_gold)}")
     gold_count, predicted_count = sum(gold.tables.values()), sum(predicted.tables.values())
     if predicted_count < gold_count:
-        add("missing_join", f"FROM: {predicted_count} table(s) where gold joins {gold_count}" + ("" if only_predicted else f"; missing {', '.join(only_gold)}"))
+        add("missing_join", (f"FROM: {predicted_count} table(s) where gold joins {gold_count}"
+                             + ("" if only_predicted else f"; missing {', '.join(only_gold)}")))
     if predicted_count > gold_count:
-        add("extra_join", f"FROM: {predicted_count} table(s) where gold reads {gold_count}" + ("" if only_gold else f"; extra {', '.join(only_predicted)}"))
+        add("extra_join", (f"FROM: {predicted_count} table(s) where gold reads {gold_count}"
+                           + ("" if only_gold else f"; extra {', '.join(only_predicted)}")))
     if only_gold or only_predicted: return
     missing, extra = _compare_counters(gold.join_conditions, predicted.join_conditions)
     missing_kinds, extra_kinds = _compare_counters(gold.join_kinds, predicted.join_kinds)
     for text in missing: add("wrong_join_condition", f"JOIN: missing condition {text}")
     for text in extra: add("wrong_join_condition", f"JOIN: extra condition {text}")
-    if missing_kinds or extra_kinds: add("wrong_join_condition", f"JOIN: {', '.join(extra_kinds)} join instead of {', '.join(missing_kinds)}")
+    if missing_kinds or extra_kinds:
+        add("wrong_join_condition", f"JOIN: {', '.join(extra_kinds)} join instead of {', '.join(missing_kinds)}")
 
 # %% ../nbs/11_errors.ipynb #8dd01ff4
 def _compare_select(gold:list, predicted:list, add):
@@ -128,13 +134,15 @@ def _compare_select(gold:list, predicted:list, add):
         return pairs
     for (gold_text, _, gold_aggregates), (predicted_text, _, predicted_aggregates) in pair(lambda g, p: g[1] == p[1]):
         if gold_aggregates == predicted_aggregates: continue # differs in DISTINCT only: reported with DISTINCT
-        category = "missing_aggregation" if not predicted_aggregates else "extra_aggregation" if not gold_aggregates else "wrong_aggregation"
+        category = ("missing_aggregation" if not predicted_aggregates else "extra_aggregation" if not gold_aggregates
+                    else "wrong_aggregation")
         add(category, f"SELECT: {predicted_text} instead of {gold_text}")
     for (gold_text, _, _), (predicted_text, _, _) in pair(lambda g, p: g[2] and g[2] == p[2]):
         add("wrong_select_columns", f"SELECT: {predicted_text} instead of {gold_text}")
     for (gold_text, gold_base, _), (predicted_text, predicted_base, _) in pair(lambda g, p: g[2] and p[2]):
         add("wrong_aggregation", f"SELECT: {predicted_text} instead of {gold_text}")
-        if "*" not in (gold_base, predicted_base): add("wrong_select_columns", f"SELECT: {predicted_text} instead of {gold_text}")
+        if "*" not in (gold_base, predicted_base):
+            add("wrong_select_columns", f"SELECT: {predicted_text} instead of {gold_text}")
     for text, base, aggregates in gold_left:
         add("missing_aggregation" if aggregates and base == "*" else "wrong_select_columns", f"SELECT: missing {text}")
     for text, base, aggregates in predicted_left:
@@ -142,7 +150,8 @@ def _compare_select(gold:list, predicted:list, add):
 
 # %% ../nbs/11_errors.ipynb #e13ebc81
 def _compare_where(gold:QueryShape, predicted:QueryShape, add):
-    "WHERE differences: changed values, then missing conditions (`missing_where` unless others are there instead) and extra ones."
+    ("WHERE differences: changed values, then missing conditions (`missing_where` unless others are "
+     "there instead) and extra ones.")
     changed, missing, extra = _match_conditions(gold.where, predicted.where)
     for gold_text, predicted_text in changed: add("wrong_literal", f"WHERE: {predicted_text} instead of {gold_text}")
     for text in missing: add("wrong_where" if extra else "missing_where", f"WHERE: missing condition {text}")
@@ -152,9 +161,12 @@ def _compare_where(gold:QueryShape, predicted:QueryShape, add):
 def _compare_grouping(gold:QueryShape, predicted:QueryShape, add):
     "GROUP BY and HAVING differences."
     if gold.group_by != predicted.group_by:
-        if gold.group_by and not predicted.group_by: add("missing_group_by", f"GROUP BY: missing {', '.join(sorted(gold.group_by))}")
-        elif not gold.group_by: add("wrong_group_by", f"GROUP BY: {', '.join(sorted(predicted.group_by))} where gold does not group")
-        else: add("wrong_group_by", f"GROUP BY: {', '.join(sorted(predicted.group_by))} instead of {', '.join(sorted(gold.group_by))}")
+        if gold.group_by and not predicted.group_by:
+            add("missing_group_by", f"GROUP BY: missing {', '.join(sorted(gold.group_by))}")
+        elif not gold.group_by:
+            add("wrong_group_by", f"GROUP BY: {', '.join(sorted(predicted.group_by))} where gold does not group")
+        else: add("wrong_group_by", f"GROUP BY: {', '.join(sorted(predicted.group_by))} instead of "
+                                    f"{', '.join(sorted(gold.group_by))}")
     changed, missing, extra = _match_conditions(gold.having, predicted.having)
     for gold_text, predicted_text in changed: add("wrong_literal", f"HAVING: {predicted_text} instead of {gold_text}")
     for text in missing: add("wrong_having", f"HAVING: missing condition {text}")
@@ -168,7 +180,8 @@ def _compare_order_and_limit(gold:QueryShape, predicted:QueryShape, add):
         show = lambda order: ", ".join(f"{k} {d}" for k, d in order)
         if gold_keys and not predicted_keys: add("missing_order_by", f"ORDER BY: missing {show(gold.order_by)}")
         elif not gold_keys: add("wrong_order_by", f"ORDER BY: {show(predicted.order_by)} where gold does not order")
-        elif gold_keys != predicted_keys: add("wrong_order_by", f"ORDER BY: {show(predicted.order_by)} instead of {show(gold.order_by)}")
+        elif gold_keys != predicted_keys:
+            add("wrong_order_by", f"ORDER BY: {show(predicted.order_by)} instead of {show(gold.order_by)}")
         else: add("wrong_order_direction", f"ORDER BY: {show(predicted.order_by)} instead of {show(gold.order_by)}")
     if gold.limit != predicted.limit:
         add("wrong_limit", f"LIMIT: {predicted.limit or 'none'} instead of {gold.limit or 'none'}")
@@ -194,7 +207,9 @@ def _compare_shapes(gold:QueryShape, predicted:QueryShape, prefix:str="")->list[
     _compare_grouping(gold, predicted, add)
     _compare_order_and_limit(gold, predicted, add)
     if len(gold.subqueries) != len(predicted.subqueries):
-        add("nesting", f"nesting: {len(predicted.subqueries)} subquer{'y' if len(predicted.subqueries) == 1 else 'ies'} where gold has {len(gold.subqueries)}")
+        add("nesting",
+            f"nesting: {len(predicted.subqueries)} subquer{'y' if len(predicted.subqueries) == 1 else 'ies'} "
+            f"where gold has {len(gold.subqueries)}")
     else:
         for position, (gold_sub, predicted_sub) in enumerate(zip(gold.subqueries, predicted.subqueries), 1):
             found += _compare_shapes(gold_sub, predicted_sub, f"{prefix}subquery {position} > ")
@@ -242,7 +257,8 @@ def _categories(differences:list[tuple[str, str]], error_kind:str|None)->list[st
     return found or ["same_structure"]
 
 # %% ../nbs/11_errors.ipynb #b4debf5b
-REFERENCE_CATEGORIES = ("execution_error", "wrong_table", "missing_join", "extra_join", "missing_where", "missing_groupby",
+REFERENCE_CATEGORIES = ("execution_error", "wrong_table", "missing_join", "extra_join",
+                        "missing_where", "missing_groupby",
                         "missing_orderby", "missing_distinct", "wrong_column", "wrong_logic") # in priority order
 
 # %% ../nbs/11_errors.ipynb #b22dc3ba
@@ -251,9 +267,12 @@ TO_REFERENCE_CATEGORY = {
     "wrong_table": "wrong_table", "missing_join": "missing_join", "extra_join": "extra_join",
     "missing_where": "missing_where", "missing_group_by": "missing_groupby", "missing_order_by": "missing_orderby",
     "missing_distinct": "missing_distinct",
-    **{category: "wrong_column" for category in ("wrong_select_columns", "missing_aggregation", "extra_aggregation", "wrong_aggregation")},
-    **{category: "wrong_logic" for category in ("wrong_join_condition", "wrong_where", "wrong_literal", "wrong_group_by", "wrong_having",
-                                                "wrong_order_by", "wrong_order_direction", "wrong_limit", "extra_distinct",
+    **{category: "wrong_column" for category in ("wrong_select_columns", "missing_aggregation",
+                                                 "extra_aggregation", "wrong_aggregation")},
+    **{category: "wrong_logic" for category in ("wrong_join_condition", "wrong_where", "wrong_literal",
+                                                "wrong_group_by", "wrong_having",
+                                                "wrong_order_by", "wrong_order_direction",
+                                                "wrong_limit", "extra_distinct",
                                                 "set_operation", "nesting", "same_structure", "unparsed")},
 } # our category -> the reference system's
 
@@ -263,7 +282,8 @@ def reference_category(categories:Iterable[str], # our categories of one predict
     "The one reference-system category of a prediction: the highest-priority one among its categories' images."
     mapped = set()
     for category in categories:
-        if category not in TO_REFERENCE_CATEGORY: raise ReasonForgeError(f"category {category!r} is unknown; expected one of {list(ERROR_CATEGORIES)}")
+        if category not in TO_REFERENCE_CATEGORY:
+            raise ReasonForgeError(f"category {category!r} is unknown; expected one of {list(ERROR_CATEGORIES)}")
         mapped.add(TO_REFERENCE_CATEGORY[category])
     return next((c for c in REFERENCE_CATEGORIES if c in mapped), "wrong_logic")
 
@@ -288,13 +308,17 @@ def classify_examples(predictions:list[DevPrediction], # a stage's dev predictio
     lookup, rows = _schema_lookup(schemas), []
     for p in predictions:
         if not isinstance(p, DevPrediction):
-            raise ReasonForgeError(f"a {type(p).__name__} is not a DevPrediction: read predictions.jsonl with `reasonforge.results.stage_predictions`")
+            raise ReasonForgeError(f"a {type(p).__name__} is not a DevPrediction: read predictions.jsonl "
+                                   "with `reasonforge.results.stage_predictions`")
         if p.exec_match is not False: continue
-        if p.predicted_sql is None: raise ReasonForgeError(f"dev prediction {p.index} is wrong but has no predicted_sql")
+        if p.predicted_sql is None:
+            raise ReasonForgeError(f"dev prediction {p.index} is wrong but has no predicted_sql")
         differences = _differences(p.gold_sql, p.predicted_sql, lookup.get(p.db_id))
         categories = _categories(differences, p.error_kind)
-        rows.append({"index": p.index, "db_id": p.db_id, "hardness": p.hardness, "question": p.question, "gold_sql": p.gold_sql,
-                     "predicted_sql": p.predicted_sql, "error_kind": p.error_kind, "error": p.error, "categories": categories,
+        rows.append({"index": p.index, "db_id": p.db_id, "hardness": p.hardness, "question": p.question,
+                     "gold_sql": p.gold_sql,
+                     "predicted_sql": p.predicted_sql, "error_kind": p.error_kind, "error": p.error,
+                     "categories": categories,
                      "reference_category": reference_category(categories), "differences": _lines(differences),
                      "gold_result": p.gold_result, "predicted_result": p.predicted_result})
     return pd.DataFrame(rows, columns=CLASSIFIED_COLUMNS)
@@ -310,12 +334,15 @@ def error_table(predictions, # a stage's dev predictions (`DevPrediction`s), or 
                 taxonomy:str="ours", # 'ours' (`ERROR_CATEGORIES`) or 'reference' (`REFERENCE_CATEGORIES`)
                 share:bool=False, # divide by the number of wrong predictions of each column instead of counting
                )->pd.DataFrame:
-    "Wrong predictions per category (rows) and hardness (columns, plus 'all'); a prediction counts once in each of its categories."
+    ("Wrong predictions per category (rows) and hardness (columns, plus 'all'); a prediction counts once in "
+     "each of its categories.")
     classified = _classified(predictions, schemas)
     if taxonomy == "ours": order, per_row = list(ERROR_CATEGORIES), classified["categories"]
-    elif taxonomy == "reference": order, per_row = list(REFERENCE_CATEGORIES), classified["reference_category"].map(lambda c: [c])
+    elif taxonomy == "reference": order, per_row = (list(REFERENCE_CATEGORIES),
+                                                    classified["reference_category"].map(lambda c: [c]))
     else: raise ReasonForgeError(f"taxonomy {taxonomy!r} is unknown; expected 'ours' or 'reference'")
-    levels = [h for h in HARDNESS_LEVELS if h in set(classified["hardness"])] + sorted({str(h) for h in classified["hardness"] if h not in HARDNESS_LEVELS})
+    levels = ([h for h in HARDNESS_LEVELS if h in set(classified["hardness"])]
+              + sorted({str(h) for h in classified["hardness"] if h not in HARDNESS_LEVELS}))
     counts = {level: Counter() for level in levels + ["all"]}
     totals = Counter()
     for hardness, categories in zip(classified["hardness"], per_row):
@@ -323,7 +350,8 @@ def error_table(predictions, # a stage's dev predictions (`DevPrediction`s), or 
         totals[level] += 1; totals["all"] += 1
         for category in categories: counts[level][category] += 1; counts["all"][category] += 1
     present = [c for c in order if counts["all"][c]]
-    table = pd.DataFrame({level: [counts[level][c] for c in present] for level in levels + ["all"]}, index=pd.Index(present, name="category"))
+    table = pd.DataFrame({level: [counts[level][c] for c in present] for level in levels + ["all"]},
+                         index=pd.Index(present, name="category"))
     if share: table = table / pd.Series({level: totals[level] or 1 for level in levels + ["all"]})
     table.attrs["wrong_predictions"] = dict(totals)
     return table
@@ -334,7 +362,8 @@ def _truncate_result(result, max_rows:int)->str|None:
     if result is None: return None
     if isinstance(result, str): return result
     rows = list(result)
-    shown = "; ".join(", ".join(map(str, row)) if isinstance(row, (list, tuple)) else str(row) for row in rows[:max_rows])
+    shown = "; ".join(", ".join(map(str, row)) if isinstance(row, (list, tuple)) else str(row)
+                      for row in rows[:max_rows])
     return shown + (f" ... ({len(rows)} rows)" if len(rows) > max_rows else "")
 
 # %% ../nbs/11_errors.ipynb #5898e379
@@ -343,29 +372,36 @@ def error_examples(predictions, # a stage's dev predictions (`DevPrediction`s), 
                    schemas=None, # {db_id: schema} or a tables.json path
                    max_result_rows:int=5, # result rows shown per query
                   )->pd.DataFrame:
-    "The first `per_category` wrong predictions (by question index) of each category, with their differences and results."
+    ("The first `per_category` wrong predictions (by question index) of each category, "
+     "with their differences and results.")
     classified = _classified(predictions, schemas)
     rows = []
     for category in ERROR_CATEGORIES:
-        chosen = classified[classified["categories"].map(lambda found: category in found).astype(bool)].sort_values("index").head(per_category)
+        chosen = (classified[classified["categories"].map(lambda found: category in found).astype(bool)]
+                  .sort_values("index").head(per_category))
         for _, row in chosen.iterrows():
-            rows.append({"category": category, "index": row["index"], "db_id": row["db_id"], "hardness": row["hardness"],
-                         "question": row["question"], "gold_sql": row["gold_sql"], "predicted_sql": row["predicted_sql"],
+            rows.append({"category": category, "index": row["index"], "db_id": row["db_id"],
+                         "hardness": row["hardness"],
+                         "question": row["question"], "gold_sql": row["gold_sql"],
+                         "predicted_sql": row["predicted_sql"],
                          "differences": "\n".join(row["differences"]) or (row["error"] or ""),
                          "gold_result": _truncate_result(row["gold_result"], max_result_rows),
                          "predicted_result": _truncate_result(row["predicted_result"], max_result_rows)})
-    return pd.DataFrame(rows, columns=["category", "index", "db_id", "hardness", "question", "gold_sql", "predicted_sql",
+    return pd.DataFrame(rows, columns=["category", "index", "db_id", "hardness", "question",
+                                       "gold_sql", "predicted_sql",
                                        "differences", "gold_result", "predicted_result"])
 
 # %% ../nbs/11_errors.ipynb #7e0a11a2
 WRONG_ANSWER_COLUMNS = ["index", "db_id", "hardness", "question", "gold_sql", "predicted_sql", "failure"]
 
+# %% ../nbs/11_errors.ipynb #915d6e0d
 def wrong_answer_table(predictions:list[DevPrediction], # a stage's dev predictions
                        limit:int|None=None, # the first this many wrong answers, in question order; None: all
                       )->pd.DataFrame:
     "The wrong greedy answers with how each failed: the execution error kind, or 'wrong result' when the query ran."
     wrong = [p for p in predictions if p.exec_match is False][:limit]
-    return pd.DataFrame([{"index": p.index, "db_id": p.db_id, "hardness": p.hardness, "question": p.question, "gold_sql": p.gold_sql,
+    return pd.DataFrame([{"index": p.index, "db_id": p.db_id, "hardness": p.hardness,
+                          "question": p.question, "gold_sql": p.gold_sql,
                           "predicted_sql": p.predicted_sql, "failure": p.error_kind or "wrong result"} for p in wrong],
                         columns=WRONG_ANSWER_COLUMNS)
 
@@ -376,7 +412,8 @@ FLIP_KINDS = ("fixed", "broken", "still wrong", "still right") # in the order ta
 def flips(iteration_a:list[DevPrediction], # dev predictions of the earlier iteration
           iteration_b:list[DevPrediction], # dev predictions of the later iteration, same questions
          )->pd.DataFrame:
-    "Per question scored in both: its match before and after, and the change ('fixed', 'broken', 'still right', 'still wrong')."
+    ("Per question scored in both: its match before and after, and the change ('fixed', 'broken', "
+     "'still right', 'still wrong').")
     def by_index(predictions, name):
         result = {}
         for p in predictions:
@@ -385,8 +422,10 @@ def flips(iteration_a:list[DevPrediction], # dev predictions of the earlier iter
         return result
     before, after = by_index(iteration_a, "iteration_a"), by_index(iteration_b, "iteration_b")
     if set(before) != set(after):
-        raise ReasonForgeError(f"the iterations evaluate different questions: {len(set(before) - set(after))} only in iteration_a, "
-                               f"{len(set(after) - set(before))} only in iteration_b (e.g. {sorted(set(before) ^ set(after))[:5]})")
+        raise ReasonForgeError("the iterations evaluate different questions: "
+                               f"{len(set(before) - set(after))} only in iteration_a, "
+                               f"{len(set(after) - set(before))} only in iteration_b (e.g. "
+                               f"{sorted(set(before) ^ set(after))[:5]})")
     rows = []
     for index in sorted(before):
         was, now = before[index].exec_match, after[index].exec_match
@@ -411,7 +450,8 @@ def plot_error_categories(counts_by_iteration, # {iteration: {category: count}} 
         {name: pd.Series(counts, dtype=float) for name, counts in counts_by_iteration.items()})
     table = table.fillna(0).reindex(_category_order(list(table.index)))
     categories, iterations = list(table.index), list(table.columns)
-    figure = Figure(figsize=(8, 0.35 * max(len(categories), 1) * max(1, len(iterations) ** 0.5) + 1.2), layout="constrained")
+    figure = Figure(figsize=(8, 0.35 * max(len(categories), 1) * max(1, len(iterations) ** 0.5) + 1.2),
+                    layout="constrained")
     axes = figure.add_subplot()
     height = 0.8 / max(len(iterations), 1)
     for position, iteration in enumerate(iterations):

@@ -14,7 +14,8 @@ from .core import ReasonForgeError, atomic_write_text
 from .hardness import gold_hardness, HARDNESS_LEVELS, UNKNOWN_HARDNESS
 from .execute import SQLExecutor
 from .harvest import pass_at_k
-from .exact_match import database_schema, foreign_key_map, exact_match, partial_score_summary, PARTIAL_COMPONENTS
+from .exact_match import (database_schema, foreign_key_map, exact_match, partial_score_summary,
+                                     PARTIAL_COMPONENTS)
 
 # %% auto #0
 __all__ = ['ScoredExample', 'database_files', 'score_predictions', 'summarize', 'evaluation_report', 'format_summary', 'Vote',
@@ -40,7 +41,8 @@ class ScoredExample:
 # %% ../nbs/10_evaluate.ipynb #a36427ab
 def database_files(db_path:str|Path, # the question's own database file (`<db_id>/<db_id>.sqlite`)
                   )->list[Path]:
-    "Every regular file of the database's folder whose name contains `.sqlite` (the official rule), the database's own file first."
+    ("Every regular file of the database's folder whose name contains `.sqlite` (the official rule), "
+     "the database's own file first.")
     db_path = Path(db_path)
     others = sorted(p for p in db_path.parent.iterdir() if ".sqlite" in p.name and p != db_path and p.is_file())
     return [db_path] + others
@@ -50,11 +52,13 @@ def _example_verdict(i:int, db_id:str, hardness:str, verdicts:list, lenient:bool
     "One example's verdict from its verdicts on each database file (the first is the question's own file)."
     for verdict in verdicts:
         if verdict.gold_error:
-            return ScoredExample(i, db_id, hardness, None, None, True, f"gold query fails: {verdict.gold_error}", len(verdicts))
+            return ScoredExample(i, db_id, hardness, None, None, True,
+                                 f"gold query fails: {verdict.gold_error}", len(verdicts))
     wrong = next((v for v in verdicts if not v.exec_match), None)
     error = wrong.error if wrong is not None else None
     if error and len(verdicts) > 1: error = f"on database file {verdicts.index(wrong) + 1} of {len(verdicts)}: {error}"
-    return ScoredExample(i, db_id, hardness, wrong is None, verdicts[0].lenient_match if lenient else None, False, error, len(verdicts))
+    return ScoredExample(i, db_id, hardness, wrong is None, verdicts[0].lenient_match if lenient else None,
+                         False, error, len(verdicts))
 
 # %% ../nbs/10_evaluate.ipynb #98e1cf3c
 def _hardness_by_query(gold:list[tuple[str, str]])->dict[str, tuple[str, str|None]]:
@@ -73,7 +77,8 @@ def _check_inputs(gold:list, predictions:list, etype:str, tables:dict|None):
         if prediction is not None and not isinstance(prediction, str):
             raise ReasonForgeError(f"prediction {i}: expected SQL text or None, not {str(prediction)[:80]!r}")
     if etype not in ("exec", "match", "all"): raise ReasonForgeError(f"etype must be exec, match or all, not {etype!r}")
-    if etype != "exec" and tables is None: raise ReasonForgeError("exact-set-match (etype match or all) needs the tables.json schemas")
+    if etype != "exec" and tables is None:
+        raise ReasonForgeError("exact-set-match (etype match or all) needs the tables.json schemas")
 
 # %% ../nbs/10_evaluate.ipynb #ab957a38
 def _files_by_database(gold:list, database_for, test_suite:bool)->tuple[dict, dict]:
@@ -81,7 +86,8 @@ def _files_by_database(gold:list, database_for, test_suite:bool)->tuple[dict, di
     files, missing = {}, {}
     for db_id in dict.fromkeys(db_id for _, db_id in gold):
         try: path = database_for(db_id)
-        except ReasonForgeError as error: path, missing[db_id] = None, str(error)  # e.g. a db_id tables.json does not know
+        # e.g. a db_id tables.json does not know
+        except ReasonForgeError as error: path, missing[db_id] = None, str(error)
         if path is None or not Path(path).is_file():
             files[db_id] = []
             missing.setdefault(db_id, f"database file for {db_id!r} is missing")
@@ -91,7 +97,8 @@ def _files_by_database(gold:list, database_for, test_suite:bool)->tuple[dict, di
 # %% ../nbs/10_evaluate.ipynb #1b5b8cc3
 def _verdicts_by_example(gold:list, predictions:list, files:dict, executor:SQLExecutor|None, timeout:float,
                          execute:bool, **options)->dict[int, list]:
-    "Example index -> its verdicts, one per database file (each None when nothing executes); missing databases left out."
+    ("Example index -> its verdicts, one per database file (each None when nothing executes); "
+     "missing databases left out.")
     items, owners = [], []
     for i, ((sql, db_id), prediction) in enumerate(zip(gold, predictions)):
         for path in files[db_id]:
@@ -109,7 +116,8 @@ def _verdicts_by_example(gold:list, predictions:list, files:dict, executor:SQLEx
     return by_index
 
 # %% ../nbs/10_evaluate.ipynb #ba7e2f35
-def _example(i:int, db_id:str, hardness:tuple, verdicts:list|None, missing:str|None, etype:str, lenient:bool)->ScoredExample:
+def _example(i:int, db_id:str, hardness:tuple, verdicts:list|None, missing:str|None, etype:str,
+             lenient:bool)->ScoredExample:
     "One example from its verdicts (None: its database is `missing`, the reason) and its gold query's (level, problem)."
     level, problem = hardness
     if verdicts is None: example = ScoredExample(i, db_id, level, None, None, True, missing, 0)
@@ -131,9 +139,11 @@ def score_predictions(gold:list[tuple[str, str]], # (gold SQL, db_id) per questi
                       etype:str="exec", # official `--etype`: exec (execution), match (exact-set-match) or all
                       tables:dict|None=None, # db_id -> `TableSchema` (tables.json), needed for match: its foreign keys
                      )->list[ScoredExample]:
-    "Score `predictions` against `gold` with Spider's official execution-accuracy semantics (EX, or TS on a test-suite folder)."
+    ("Score `predictions` against `gold` with Spider's official execution-accuracy semantics (EX, "
+     "or TS on a test-suite folder).")
     _check_inputs(gold, predictions, etype, tables)
-    parser = ThreadPoolExecutor(1)  # hardness parsing overlaps the pool start and the workers' SQL (the parent mostly waits)
+    # hardness parsing overlaps the pool start and the workers' SQL (the parent mostly waits)
+    parser = ThreadPoolExecutor(1)
     try:
         hardness_future = parser.submit(_hardness_by_query, gold)
         files, missing = _files_by_database(gold, database_for, test_suite)
@@ -159,14 +169,18 @@ def _exact_verdict(example:ScoredExample, sql:str, prediction:str, inputs:tuple|
     def problem(why:str): example.gold_problem = "; ".join(filter(None, [example.gold_problem, f"exact match: {why}"]))
     if isinstance(inputs, str): return problem(inputs)
     try: detail = exact_match(sql, prediction, *inputs)
-    except Exception as error: return problem(f"{type(error).__name__}: {error}")  # never a traceback for a whole report
+    # never a traceback for a whole report
+    except Exception as error: return problem(f"{type(error).__name__}: {error}")
     example.exact_match, example.exact_detail = detail.match, detail
     if detail.match is None: problem(detail.error.removeprefix("gold: "))
-    elif example.hardness == UNKNOWN_HARDNESS: example.hardness, example.gold_problem = detail.hardness, None  # official level
+    # official level
+    elif example.hardness == UNKNOWN_HARDNESS: example.hardness, example.gold_problem = detail.hardness, None
 
 # %% ../nbs/10_evaluate.ipynb #a27797bf
-def _add_exact_match(scored:list[ScoredExample], gold:list, predictions:list, files:dict, tables:dict, replace_value:bool):
-    "Fill in the official exact-set-match of each example whose database exists (gold and prediction parsed against its schema)."
+def _add_exact_match(scored:list[ScoredExample], gold:list, predictions:list, files:dict,
+                     tables:dict, replace_value:bool):
+    ("Fill in the official exact-set-match of each example whose database exists (gold and prediction "
+     "parsed against its schema).")
     inputs = {}
     for example, (sql, db_id), prediction in zip(scored, gold, predictions):
         if not files[db_id] or example.excluded: continue
@@ -185,7 +199,8 @@ def summarize(scored:list[ScoredExample], # from `score_predictions`, or built f
     scores = [s.exec_match for s in scored] if scores is None else scores
     lenient_scores = [s.lenient_match for s in scored] if lenient_scores is None else lenient_scores
     if not len(scores) == len(lenient_scores) == len(scored):
-        raise ReasonForgeError(f"{len(scored)} examples but {len(scores)} scores and {len(lenient_scores)} lenient scores")
+        raise ReasonForgeError(f"{len(scored)} examples but {len(scores)} scores and "
+                               f"{len(lenient_scores)} lenient scores")
     exact = any(s.exact_detail is not None for s in scored)
     executed = any(v is not None for v in scores) or not exact
     def mean(values, positions): return _accuracy([values[i] for i in positions])
@@ -197,7 +212,8 @@ def summarize(scored:list[ScoredExample], # from `score_predictions`, or built f
         by_hardness[level] = dict(count=len(of_level), evaluated=len(kept), excluded=len(of_level) - len(kept),
                                   exec_accuracy=mean(scores, kept) if executed else None)
         if lenient: by_hardness[level]["lenient_accuracy"] = mean(lenient_scores, kept)
-        if exact: by_hardness[level]["exact_match_accuracy"] = _accuracy([scored[i].exact_match for i in of_level if scored[i].exact_match is not None])
+        if exact: by_hardness[level]["exact_match_accuracy"] = _accuracy([scored[i].exact_match for i in of_level
+                                                                          if scored[i].exact_match is not None])
     files = [scored[i].databases for i in evaluated]
     problems = sum(s.gold_problem is not None for s in scored)
     return dict(total=len(scored), evaluated=len(evaluated), excluded=len(scored) - len(evaluated),
@@ -240,10 +256,13 @@ def format_summary(summary:dict, # `evaluation_report(...)["summary"]`
     levels = list(summary["by_hardness"])  # the four levels, and `unknown` when some gold query has none
     def row(key, total): return [summary["by_hardness"][l].get(key, 0.0) for l in levels] + [total]
     rows = {"count": row("count", summary["total"]), "evaluated": row("evaluated", summary["evaluated"]),
-            "excluded": row("excluded", summary["excluded"]), "execution": row("exec_accuracy", summary["exec_accuracy"])}
+            "excluded": row("excluded", summary["excluded"]),
+            "execution": row("exec_accuracy", summary["exec_accuracy"])}
     if summary.get("exec_accuracy") is None: del rows["execution"]
-    if summary.get("exact_match_accuracy") is not None: rows["exact match"] = row("exact_match_accuracy", summary["exact_match_accuracy"])
-    if summary.get("lenient_accuracy") is not None: rows["lenient"] = row("lenient_accuracy", summary["lenient_accuracy"])
+    if summary.get("exact_match_accuracy") is not None:
+        rows["exact match"] = row("exact_match_accuracy", summary["exact_match_accuracy"])
+    if summary.get("lenient_accuracy") is not None:
+        rows["lenient"] = row("lenient_accuracy", summary["lenient_accuracy"])
     lines = [f"{'':12}" + "".join(f"{c:>11}" for c in levels + ["all"])]
     for name, values in rows.items():
         lines.append(f"{name:12}" + "".join(f"{v:>11.3f}" if isinstance(v, float) else f"{v:>11d}" for v in values))
@@ -251,7 +270,8 @@ def format_summary(summary:dict, # `evaluation_report(...)["summary"]`
         for measure in ("acc", "rec", "f1"):
             lines.append(f"partial matching {measure}:")
             for component in PARTIAL_COMPONENTS:
-                values = [summary["partial_scores"].get(level, {}).get(component, {}).get(measure, 0.0) for level in levels + ["all"]]
+                values = [summary["partial_scores"].get(level, {}).get(component, {}).get(measure, 0.0)
+                          for level in levels + ["all"]]
                 lines.append(f"  {component:18}" + "".join(f"{v:>11.3f}" for v in values))
     return "\n".join(lines + _summary_notes(summary))
 
@@ -260,16 +280,19 @@ def _summary_notes(summary:dict)->list[str]:
     "The lines under the table: which execution metric, the exclusions, the gold queries that could not be read."
     notes, files = [], summary["database_files"]
     if summary.get("execution_metric") == "TS" and summary.get("exec_accuracy") is not None:
-        notes.append(f"execution: TS (test-suite: each prediction checked on {files['min']} to {files['max']} database files)")
+        notes.append(f"execution: TS (test-suite: each prediction checked on {files['min']} to "
+                     f"{files['max']} database files)")
     elif summary.get("execution_metric") == "EX" and summary.get("exec_accuracy") is not None:
         notes.append("execution: EX (one database file per question)")
     if summary["excluded"]:
         notes.append(f"excluded: {summary['excluded']} questions whose database is missing or whose gold query fails "
                      f"({', '.join(summary['excluded_databases'])}); not scored")
     if summary.get("exact_match_accuracy") is not None and summary["exact_match_judged"] < summary["evaluated"]:
-        notes.append(f"exact match: judged on {summary['exact_match_judged']} of the {summary['evaluated']} evaluated questions")
+        notes.append(f"exact match: judged on {summary['exact_match_judged']} of the "
+                     f"{summary['evaluated']} evaluated questions")
     if summary.get("gold_problems"):
-        notes.append(f"gold problems: {summary['gold_problems']} gold queries could not be read for hardness or exact match "
+        notes.append(f"gold problems: {summary['gold_problems']} gold queries could not be read for "
+                     "hardness or exact match "
                      "(each example's gold_problem says why); execution is scored wherever both queries ran")
     return notes
 
@@ -298,7 +321,8 @@ def majority_vote(verdicts:list, # one question's candidate verdicts (`reasonfor
     winners = _first_of_largest(groups)
     runner_up = max((len(members) for members in groups.values() if members is not winners), default=0)
     orders:dict[str, list[int]] = {}
-    for i in winners: orders.setdefault(getattr(verdicts[i], "ordered_key", None) or verdicts[i].result_key, []).append(i)
+    for i in winners:
+        orders.setdefault(getattr(verdicts[i], "ordered_key", None) or verdicts[i].result_key, []).append(i)
     return Vote(_first_of_largest(orders)[0], len(winners), len(winners) - runner_up, sum(map(len, groups.values())))
 
 # %% ../nbs/10_evaluate.ipynb #5a1c0e03
@@ -316,7 +340,8 @@ def sample_summaries(gold:list[tuple[str, str]], # (gold SQL, db_id) per questio
                      lenient:bool=False, # also summarise the lenient check
                      k:int|None=None, # attempts for pass@k (default: the number of samples)
                     )->dict:
-    "Self-consistency (majority vote over execution results) and pass@k summaries of n sampled candidates per question, and the pass@k curve."
+    ("Self-consistency (majority vote over execution results) and pass@k summaries of n sampled candidates "
+     "per question, and the pass@k curve.")
     if len(gold) != len(verdicts): raise ReasonForgeError(f"{len(gold)} questions but {len(verdicts)} verdict lists")
     sizes = {len(v) for v in verdicts if v is not None}
     if len(sizes) > 1: raise ReasonForgeError(f"questions have different numbers of samples: {sorted(sizes)}")
@@ -327,15 +352,18 @@ def sample_summaries(gold:list[tuple[str, str]], # (gold SQL, db_id) per questio
         hardness, problem = gold_hardness(sql)
         gold_error = next((v.gold_error for v in candidates or [] if v.gold_error), None)
         if candidates is None or gold_error or not n:
-            reason = "no database file" if candidates is None else f"gold query fails: {gold_error}" if gold_error else "no samples"
-            voted.append(ScoredExample(i, db_id, hardness, None, None, True, reason, gold_problem=problem and f"hardness: {problem}"))
+            reason = ("no database file" if candidates is None else f"gold query fails: {gold_error}"
+                      if gold_error else "no samples")
+            voted.append(ScoredExample(i, db_id, hardness, None, None, True, reason,
+                                       gold_problem=problem and f"hardness: {problem}"))
             passed.append(None); passed_lenient.append(None); pass_one.append(None)
             continue
         vote = majority_vote(candidates)
         chosen = candidates[vote.chosen] if vote.chosen is not None else None
         voted.append(ScoredExample(i, db_id, hardness, bool(chosen and chosen.exec_match),
                                    bool(chosen and chosen.lenient_match) if lenient else None, False,
-                                   None if chosen else "no candidate executed", gold_problem=problem and f"hardness: {problem}"))
+                                   None if chosen else "no candidate executed",
+                                   gold_problem=problem and f"hardness: {problem}"))
         correct.append(sum(bool(v.exec_match) for v in candidates))
         passed.append(pass_at_k(n, correct[-1], k))
         pass_one.append(correct[-1] / n)
@@ -349,6 +377,7 @@ def sample_summaries(gold:list[tuple[str, str]], # (gold SQL, db_id) per questio
 _OPTIONAL_KEYS = ("samples", "sample_matches", "vote", "vote_correct", "gold_result", "predicted_result",
                   "gold_problem") # written only when set
 
+# %% ../nbs/10_evaluate.ipynb #acfff8fe
 @dataclass
 class DevPrediction:
     "One dev question's evaluation by one model: a line of a stage's `evaluate/predictions.jsonl`."
@@ -384,7 +413,8 @@ class DevPrediction:
                  )->DevPrediction:
         "A prediction from its JSON object; unknown or missing keys are refused."
         names = [f.name for f in fields(cls)]
-        if unknown := sorted(set(row) - set(names)): raise ReasonForgeError(f"dev prediction {row.get('index')}: unknown keys {unknown}")
+        if unknown := sorted(set(row) - set(names)):
+            raise ReasonForgeError(f"dev prediction {row.get('index')}: unknown keys {unknown}")
         if missing := [key for key in names[:5] + ["excluded"] if key not in row]:
             raise ReasonForgeError(f"dev prediction {row.get('index')}: missing keys {missing}")
         return cls(**{**row, "vote": Vote(**row["vote"]) if row.get("vote") else None})
@@ -399,7 +429,8 @@ def dev_predictions(questions:list, # the dev questions (`reasonforge.data.Quest
     rows = []
     for q in questions:
         hardness, problem = gold_hardness(q.gold_sql)
-        row = DevPrediction(q.index, q.db_id, hardness, q.question, q.gold_sql, gold_problem=problem and f"hardness: {problem}")
+        row = DevPrediction(q.index, q.db_id, hardness, q.question, q.gold_sql,
+                            gold_problem=problem and f"hardness: {problem}")
         answer, verdict = (greedy or {}).get(q.index, (None, None))
         sampled, verdicts = (samples or {}).get(q.index, (None, None))
         gold_error = next((v.gold_error for v in [verdict, *(verdicts or [])] if v is not None and v.gold_error), None)
@@ -430,7 +461,8 @@ def greedy_summary(predictions:list[DevPrediction], # from `dev_predictions` (or
 def write_report(path:str|Path, # REPORT.json to write (atomically)
                  report:dict, # from `evaluation_report`
                 )->Path:
-    "Write a report as JSON, atomically: `summary` and `settings` indented, then one line per example (fast and diff-friendly)."
+    ("Write a report as JSON, atomically: `summary` and `settings` indented, then one line per example "
+     "(fast and diff-friendly).")
     head = {key: value for key, value in report.items() if key != "examples"}
     text = json.dumps(head, indent=2, sort_keys=True, ensure_ascii=False)
     if "examples" in report:

@@ -24,7 +24,8 @@ def _read_schema(path:str, modified:float, size:int) -> OfficialSchema:
         connection = connect_read_only(path)
         try:
             tables = [name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")]
-            return OfficialSchema({name: [row[1] for row in connection.execute(f"PRAGMA table_info({quote_identifier(name)})")]
+            return OfficialSchema({name: [row[1]
+                                          for row in connection.execute(f"PRAGMA table_info({quote_identifier(name)})")]
                                    for name in tables})
         finally: connection.close()
     except sqlite3.Error as error:
@@ -33,7 +34,8 @@ def _read_schema(path:str, modified:float, size:int) -> OfficialSchema:
 # %% ../nbs/06a_exact_match.ipynb #578a190a
 def database_schema(db_path:str|Path, # a SQLite database file
                    )->OfficialSchema:
-    "The official parser's view of a database (`process_sql.get_schema`): every table, its columns, lower-cased; read once per file."
+    ("The official parser's view of a database (`process_sql.get_schema`): every table, its columns, "
+     "lower-cased; read once per file.")
     try: status = os.stat(db_path)
     except OSError: status = None
     if status is None or not stat.S_ISREG(status.st_mode): raise ReasonForgeError(f"{db_path}: no such database file")
@@ -42,7 +44,8 @@ def database_schema(db_path:str|Path, # a SQLite database file
 # %% ../nbs/06a_exact_match.ipynb #1fbe8c07
 def foreign_key_map(table_schema:TableSchema, # the database's `tables.json` entry
                    )->dict:
-    "Each foreign-key column's id -> the id it stands for in EM (`build_foreign_key_map`): the lowest column index of its key group."
+    ("Each foreign-key column's id -> the id it stands for in EM (`build_foreign_key_map`): "
+     "the lowest column index of its key group.")
     ids = ["__all__" if table < 0 else f"__{table_schema.table_names[table].lower()}.{name.lower()}__"
            for table, name in table_schema.column_names]
     groups = []
@@ -61,12 +64,14 @@ EMPTY_PARSE = {"except": None, "from": {"conds": [], "table_units": []}, "groupB
 
 def _conditions_without_values(conditions:list) -> list:
     "A condition list with every value that is not a nested query set to None (nested queries lose theirs too)."
-    return [item if position % 2 else (*item[:3], *(_without_values(value) if isinstance(value, dict) else None for value in item[3:5]))
+    return [item if position % 2
+            else (*item[:3], *(_without_values(value) if isinstance(value, dict) else None for value in item[3:5]))
             for position, item in enumerate(conditions)]
 
 # %% ../nbs/06a_exact_match.ipynb #d95b4136
 def _without_values(parse:dict|None) -> dict|None:
-    "The official `rebuild_sql_val` (DISABLE_VALUE): values gone from join conditions, WHERE and HAVING, here and in set operations."
+    ("The official `rebuild_sql_val` (DISABLE_VALUE): values gone from join conditions, WHERE and HAVING, "
+     "here and in set operations.")
     if parse is None: return None
     rebuilt = dict(parse, **{key: _conditions_without_values(parse[key]) for key in ("where", "having")})
     rebuilt["from"] = dict(parse["from"], conds=_conditions_without_values(parse["from"]["conds"]))
@@ -77,16 +82,19 @@ def _without_values(parse:dict|None) -> dict|None:
 @functools.lru_cache(maxsize=1 << 12)
 def _columns_of(prefixes:frozenset, schema:OfficialSchema) -> frozenset:
     "Column ids whose table part is one of `prefixes`."
-    return frozenset(column for column in schema.ids.values() if "." in column and column[:column.index(".")] in prefixes)
+    return frozenset(column for column in schema.ids.values()
+                     if "." in column and column[:column.index(".")] in prefixes)
 
 # %% ../nbs/06a_exact_match.ipynb #012f9c05
 def _valid_columns(table_units:list, schema:OfficialSchema) -> frozenset:
-    "The column ids of the FROM tables (`build_valid_col_units`): only those are rewritten to their foreign-key representative."
+    ("The column ids of the FROM tables (`build_valid_col_units`): only those are rewritten to their "
+     "foreign-key representative.")
     return _columns_of(frozenset(table[:-2] for kind, table in table_units if kind == "table_unit"), schema)
 
 # %% ../nbs/06a_exact_match.ipynb #672c9869
 def _canonical_columns(parse:dict|None, valid:set, key_map:dict) -> dict|None:
-    "The official `rebuild_sql_col` (DISABLE_DISTINCT): foreign keys replaced by their representative, DISTINCT flags dropped."
+    ("The official `rebuild_sql_col` (DISABLE_DISTINCT): foreign keys replaced by their representative, "
+     "DISTINCT flags dropped.")
     if parse is None: return None
     def column_unit(unit):
         if unit is None: return None
@@ -112,9 +120,11 @@ def comparable_parse(parse:dict, # an official parse made with `schema`
     return _canonical_columns(_without_values(parse), _valid_columns(parse["from"]["table_units"], schema), key_map)
 
 # %% ../nbs/06a_exact_match.ipynb #ccf82e3b
-PARTIAL_COMPONENTS = ("select", "select(no AGG)", "where", "where(no OP)", "group(no Having)", "group", "order", "and/or",
+PARTIAL_COMPONENTS = ("select", "select(no AGG)", "where", "where(no OP)", "group(no Having)", "group",
+                      "order", "and/or",
                       "IUEN", "keywords")
 
+# %% ../nbs/06a_exact_match.ipynb #19225b7c
 def _matched(predicted:list, gold:list) -> int:
     "How many predicted items find a gold item, each gold item used once."
     remaining, count = list(gold), 0
@@ -125,7 +135,8 @@ def _matched(predicted:list, gold:list) -> int:
 # %% ../nbs/06a_exact_match.ipynb #9ffe06df
 def _keywords(parse:dict) -> set:
     "The official `get_keywords`: clauses present, ORDER direction, and or/not/in/like in any condition."
-    found = {name for name, key in (("where", "where"), ("group", "groupBy"), ("having", "having"), ("order", "orderBy")) if parse[key]}
+    found = {name for name, key in (("where", "where"), ("group", "groupBy"), ("having", "having"),
+                                    ("order", "orderBy")) if parse[key]}
     if parse["orderBy"]: found.add(parse["orderBy"][0])
     found |= {name for name in ("limit", "except", "union", "intersect") if parse[name] is not None}
     condition_lists = (parse["from"]["conds"], parse["where"], parse["having"])
@@ -142,22 +153,27 @@ def _component_counts(predicted:dict, gold:dict) -> dict:
     gold_select, predicted_select = gold["select"][1], predicted["select"][1]
     totals = (len(gold_select), len(predicted_select))
     counts["select"] = (*totals, _matched(predicted_select, gold_select))
-    counts["select(no AGG)"] = (*totals, _matched([unit[1] for unit in predicted_select], [unit[1] for unit in gold_select]))
+    counts["select(no AGG)"] = (*totals, _matched([unit[1] for unit in predicted_select],
+                                                  [unit[1] for unit in gold_select]))
     gold_where, predicted_where = gold["where"][::2], predicted["where"][::2]
     totals = (len(gold_where), len(predicted_where))
     counts["where"] = (*totals, _matched(predicted_where, gold_where))
-    counts["where(no OP)"] = (*totals, _matched([unit[2] for unit in predicted_where], [unit[2] for unit in gold_where]))
+    counts["where(no OP)"] = (*totals,
+                              _matched([unit[2] for unit in predicted_where], [unit[2] for unit in gold_where]))
     def column_names(parse): return [unit[1].split(".")[1] if "." in unit[1] else unit[1] for unit in parse["groupBy"]]
-    counts["group(no Having)"] = (len(gold["groupBy"]), len(predicted["groupBy"]), _matched(column_names(predicted), column_names(gold)))
+    counts["group(no Having)"] = (len(gold["groupBy"]), len(predicted["groupBy"]),
+                                  _matched(column_names(predicted), column_names(gold)))
     gold_grouped, predicted_grouped = int(bool(gold["groupBy"])), int(bool(predicted["groupBy"]))
-    counts["group"] = (gold_grouped, predicted_grouped, int(gold_grouped == predicted_grouped == 1 and gold["having"] == predicted["having"]
+    counts["group"] = (gold_grouped, predicted_grouped,
+                       int(gold_grouped == predicted_grouped == 1 and gold["having"] == predicted["having"]
                        and [unit[1] for unit in gold["groupBy"]] == [unit[1] for unit in predicted["groupBy"]]))
     counts["order"] = (int(bool(gold["orderBy"])), int(bool(predicted["orderBy"])),
                        int(bool(gold["orderBy"]) and predicted["orderBy"] == gold["orderBy"]
                            and (predicted["limit"] is None) == (gold["limit"] is None)))
     gold_connectors, predicted_connectors = set(gold["where"][1::2]), set(predicted["where"][1::2])
     # equal sets: 1/1/1; otherwise the official returns the predicted size where the gold size belongs, and back
-    counts["and/or"] = (1, 1, 1) if gold_connectors == predicted_connectors else (len(predicted_connectors), len(gold_connectors), 0)
+    counts["and/or"] = ((1, 1, 1) if gold_connectors == predicted_connectors
+                        else (len(predicted_connectors), len(gold_connectors), 0))
     nested = [(predicted[key], gold[key]) for key in ("intersect", "except", "union")]
     counts["IUEN"] = (sum(g is not None for _, g in nested), sum(p is not None for p, _ in nested),
                       sum(bool(_exact(p, g)) for p, g in nested if p is not None and g is not None))
@@ -180,15 +196,18 @@ def partial_scores(predicted:dict, # comparable parse of the prediction
 
 # %% ../nbs/06a_exact_match.ipynb #059aab16
 def _same_tables(predicted:list, gold:list) -> bool:
-    "The official sorted comparison of FROM table units (two different subqueries cannot be sorted: compared as multisets)."
+    ("The official sorted comparison of FROM table units (two different subqueries cannot be sorted: "
+     "compared as multisets).")
     try: return sorted(gold) == sorted(predicted)
     except TypeError: return len(gold) == len(predicted) and _matched(predicted, gold) == len(gold)
 
 # %% ../nbs/06a_exact_match.ipynb #6b473115
 def _exact(predicted:dict, gold:dict, partial:dict|None=None) -> bool:
-    "The official `eval_exact_match` on comparable parses: every component's f1 is 1 (`partial`, if already scored), then the same FROM tables."
+    ("The official `eval_exact_match` on comparable parses: every component's f1 is 1 (`partial`, if already scored), "
+     "then the same FROM tables.")
     if any(scores["f1"] != 1 for scores in (partial or partial_scores(predicted, gold)).values()): return False
-    return _same_tables(predicted["from"]["table_units"], gold["from"]["table_units"]) if gold["from"]["table_units"] else True
+    return (_same_tables(predicted["from"]["table_units"], gold["from"]["table_units"])
+            if gold["from"]["table_units"] else True)
 
 # %% ../nbs/06a_exact_match.ipynb #e2ab00e5
 @dataclass
@@ -202,14 +221,18 @@ class ExactMatch:
 
 # %% ../nbs/06a_exact_match.ipynb #0603e007
 def _stops_official_script(parse:dict, compared_as_set:bool=True) -> bool:
-    "Whether `evaluation.py` itself would crash on this parse: a connector where a condition belongs (two conditions without AND/OR between them)."
+    ("Whether `evaluation.py` itself would crash on this parse: a connector where a condition belongs "
+     "(two conditions without AND/OR between them).")
     for conditions in (parse["from"]["conds"], parse["where"], parse["having"]):
         for item in conditions[::2]:  # rebuild_sql_val unpacks these as conditions
-            if isinstance(item, str) or any(isinstance(value, dict) and _stops_official_script(value, False) for value in item[3:5]): return True
+            if isinstance(item, str) or any(isinstance(value, dict) and _stops_official_script(value, False)
+                                            for value in item[3:5]): return True
     # eval_and_or makes a set of WHERE's odd items: a condition holding a nested query there cannot be hashed
-    if compared_as_set and any(any(isinstance(value, dict) for value in item[3:5]) for item in parse["where"][1::2] if not isinstance(item, str)):
+    if compared_as_set and any(any(isinstance(value, dict) for value in item[3:5]) for item in parse["where"][1::2]
+                               if not isinstance(item, str)):
         return True
-    return any(parse[key] is not None and _stops_official_script(parse[key], compared_as_set) for key in ("intersect", "except", "union"))
+    return any(parse[key] is not None and _stops_official_script(parse[key], compared_as_set)
+               for key in ("intersect", "except", "union"))
 
 # %% ../nbs/06a_exact_match.ipynb #b33bbf28
 @functools.lru_cache(maxsize=1 << 16)
@@ -217,7 +240,8 @@ def _parsed(sql:str, schema:OfficialSchema) -> dict|str:
     "The official parse of `sql` against `schema`, or why there is none; cached per distinct (SQL, database)."
     try: parse = official_parse(sql, schema)
     except Exception as error: return str(error) or type(error).__name__  # the official script catches everything here
-    return "the official evaluator would crash on this parse (conditions without AND/OR between them)" if _stops_official_script(parse) else parse
+    return ("the official evaluator would crash on this parse (conditions without AND/OR between them)"
+            if _stops_official_script(parse) else parse)
 
 # %% ../nbs/06a_exact_match.ipynb #21fd6f4a
 @functools.lru_cache(maxsize=1 << 16)
@@ -238,11 +262,13 @@ def exact_match(gold_sql:str, # the gold query
     key_items = tuple(key_map.items())
     gold = _comparable(gold_sql, schema, key_items) if isinstance(gold_sql, str) else f"not SQL text: {gold_sql!r}"
     if isinstance(gold, str): return ExactMatch(None, error=f"gold: {gold}")
-    predicted = _comparable(predicted_sql, schema, key_items) if isinstance(predicted_sql, str) else f"not SQL text: {predicted_sql!r}"
+    predicted = (_comparable(predicted_sql, schema, key_items) if isinstance(predicted_sql, str)
+                 else f"not SQL text: {predicted_sql!r}")
     error = f"prediction: {predicted}" if isinstance(predicted, str) else None
     if error: predicted = comparable_parse(EMPTY_PARSE, schema, {})  # compared as the empty query
     partial = partial_scores(predicted, gold)
-    return ExactMatch(_exact(predicted, gold, partial), partial, error is None, _official_hardness(gold_sql, schema), error)
+    return ExactMatch(_exact(predicted, gold, partial), partial, error is None,
+                      _official_hardness(gold_sql, schema), error)
 
 # %% ../nbs/06a_exact_match.ipynb #366ee263
 def official_prediction(line:str, # one line of a prediction file
@@ -255,12 +281,15 @@ def partial_score_summary(results:list, # `ExactMatch` per question (None, or ma
                           hardness_levels:list, # the gold query's hardness level per question
                          )->dict:
     "The official EM table: per level and 'all', the count, exact-match rate and each component's acc/rec/f1."
-    if len(results) != len(hardness_levels): raise ValueError(f"{len(results)} results but {len(hardness_levels)} hardness levels")
+    if len(results) != len(hardness_levels):
+        raise ValueError(f"{len(results)} results but {len(hardness_levels)} hardness levels")
     levels = (*HARDNESS_LEVELS, "all")
-    totals = {level: {"count": 0, "exact": 0, "partial": {c: [0, 0, 0, 0] for c in PARTIAL_COMPONENTS}} for level in levels}
+    totals = {level: {"count": 0, "exact": 0, "partial": {c: [0, 0, 0, 0] for c in PARTIAL_COMPONENTS}}
+              for level in levels}
     for result, level in zip(results, hardness_levels):
         if result is None or result.match is None: continue
-        for bucket in (totals[level], totals["all"]) if level in totals else (totals["all"],):  # an unknown level: "all" only
+        # an unknown level: "all" only
+        for bucket in (totals[level], totals["all"]) if level in totals else (totals["all"],):
             bucket["count"] += 1
             bucket["exact"] += bool(result.match)
             for component, sums in bucket["partial"].items():
@@ -276,6 +305,7 @@ def partial_score_summary(results:list, # `ExactMatch` per question (None, or ma
             rec = rec_sum / rec_count if rec_count else 0
             f1 = 1 if acc == 0 and rec == 0 else 2.0 * acc * rec / (acc + rec)  # the official f1 is 1 when both are 0
             partial[component] = {"acc": acc, "rec": rec, "f1": f1}
-        summary[level] = {"count": bucket["count"], "exact": bucket["exact"] / bucket["count"] if bucket["count"] else 0.0,
+        summary[level] = {"count": bucket["count"],
+                          "exact": bucket["exact"] / bucket["count"] if bucket["count"] else 0.0,
                           "partial": partial}
     return summary

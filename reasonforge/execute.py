@@ -12,7 +12,8 @@ from pathlib import Path
 from fastcore.basics import patch
 
 from .core import ReasonForgeError
-from .match import LENIENT_MAX_ROWS, lenient_results_equal, official_results_equal, order_matters, prepare_sql, result_key
+from .match import (LENIENT_MAX_ROWS, lenient_results_equal, official_results_equal,
+                               order_matters, prepare_sql, result_key)
 from .sandbox import MAX_SQL_LENGTH, ExecutionOutcome, WorkerSession, execute_group, limit_address_space
 
 # %% auto #0
@@ -48,12 +49,15 @@ VERDICT_KEYS = tuple(field.name for field in dataclasses.fields(Verdict)) # the 
 _prepare_official = functools.lru_cache(maxsize=1 << 16)(prepare_sql) # workers meet the same texts again and again
 
 def _prepare(sql:str, is_prediction:bool, keep_distinct:bool)->str:
-    "The official preparation of `sql`, except that text too long to run stays as it is (sqlparse takes minutes over megabytes)."
+    ("The official preparation of `sql`, except that text too long to run stays as it is "
+     "(sqlparse takes minutes over megabytes).")
     return sql if len(sql) > MAX_SQL_LENGTH else _prepare_official(sql, is_prediction, keep_distinct)
 
 # %% ../nbs/07_execute.ipynb #fd5fb463
-def _judge(gold:ExecutionOutcome, gold_sorted:bool, candidate:ExecutionOutcome, candidate_keys:tuple|None, loose:bool|None)->Verdict:
-    "The verdict on one (gold, candidate) pair whose results are known; `candidate_keys` is (multiset key, ordered key), `loose` the lenient verdict."
+def _judge(gold:ExecutionOutcome, gold_sorted:bool, candidate:ExecutionOutcome, candidate_keys:tuple|None,
+           loose:bool|None)->Verdict:
+    ("The verdict on one (gold, candidate) pair whose results are known; `candidate_keys` is (multiset key, "
+     "ordered key), `loose` the lenient verdict.")
     gold_error = None if gold.ok else f"{gold.error_kind}: {gold.error}"
     if not candidate.ok: return Verdict(False, loose, candidate.error_kind, candidate.error, gold_error=gold_error)
     key, ordered_key = candidate_keys or (None, None)
@@ -64,7 +68,8 @@ def _judge(gold:ExecutionOutcome, gold_sorted:bool, candidate:ExecutionOutcome, 
 # %% ../nbs/07_execute.ipynb #00982642
 def _as_written_rows(session:WorkerSession, db_path:str, text:str, official_text:str, official:ExecutionOutcome|None,
                      timeout:float, cache:dict)->list|None:
-    "The first `LENIENT_MAX_ROWS` rows of `text` run exactly as written (the lenient check), reusing the official run when the texts agree; None when it fails."
+    ("The first `LENIENT_MAX_ROWS` rows of `text` run exactly as written (the lenient check), "
+     "reusing the official run when the texts agree; None when it fails.")
     if text in cache: return cache[text]
     if official is not None and text == official_text and official.error_kind != "too_many_rows":
         rows = official.rows[:LENIENT_MAX_ROWS] if official.ok else None
@@ -102,7 +107,8 @@ def verify_group(session:WorkerSession, # the worker's session
         else:
             result = session.gold_result(db_path, prepared, timeout, max_rows)
             by_prepared.setdefault(prepared, (result, _result_keys(result)))
-            loose_rows = _as_written_rows(session, db_path, gold, prepared, result, timeout, as_written) if lenient else None
+            loose_rows = (_as_written_rows(session, db_path, gold, prepared, result, timeout, as_written)
+                          if lenient else None)
         gold_results.append(result)
         gold_sorted.append(order_matters(prepared))
         gold_loose.append(loose_rows)
@@ -127,14 +133,16 @@ def verify_group(session:WorkerSession, # the worker's session
             loose = None
             if lenient:
                 gold_rows = gold_loose[gold_index]
-                loose = gold_rows is not None and loose_rows is not None and lenient_results_equal(gold_rows, loose_rows)
+                loose = (gold_rows is not None and loose_rows is not None
+                         and lenient_results_equal(gold_rows, loose_rows))
             verdicts[pair_index] = _judge(gold_results[gold_index], gold_sorted[gold_index], result, keys, loose)
     session.end_steps()
     return verdicts
 
 # %% ../nbs/07_execute.ipynb #34163713
 def _debug_task(session:WorkerSession, action:str, seconds:float=0.0, forced:dict|None=None):
-    "Answer 'ping', or misbehave on purpose to test the parent's backstop: 'stall' (hang inside a step) or 'exit' (die)."
+    ("Answer 'ping', or misbehave on purpose to test the parent's backstop: 'stall' (hang inside a step) "
+     "or 'exit' (die).")
     if forced: return forced[0]  # the parent already decided how this step ended
     if action == "ping": return "pong"
     session.begin_step(0)
@@ -151,6 +159,7 @@ def _verify_for_parent(session:WorkerSession, *arguments)->list[dict]:
 # %% ../nbs/07_execute.ipynb #70b516b1
 _TASK_HANDLERS = {"verify": _verify_for_parent, "execute": execute_group, "debug": _debug_task}
 
+# %% ../nbs/07_execute.ipynb #f03abd76
 def worker_main(connection, # this worker's end of the pipe
                 progress, # shared array [step start, step index] that the parent watches
                 memory_limit_mb:int, # memory budget
@@ -169,12 +178,14 @@ def worker_main(connection, # this worker's end of the pipe
         except MemoryError: reply = ("memory", None)
         except BaseException: reply = ("bug", traceback.format_exc())
         session.end_steps()
-        connection.send((reply, time.monotonic() - started, time.process_time() - cpu_started, session.executed - executed))
+        connection.send((reply, time.monotonic() - started, time.process_time() - cpu_started,
+                         session.executed - executed))
     for db_connection in session.connections.values(): db_connection.close()
 
 # %% ../nbs/07_execute.ipynb #f2cb7dbf
 NO_DATABASE = "no database file (the question is excluded: its database is missing)"
 
+# %% ../nbs/07_execute.ipynb #c93403c1
 @dataclass
 class _Task:
     "One unit of work for a worker: a handler name, its arguments, and what the parent needs to map results back."
@@ -273,13 +284,15 @@ def start(self:SQLExecutor)->SQLExecutor:
 # %% ../nbs/07_execute.ipynb #c3e03893
 @patch
 def _estimate(self:SQLExecutor, task:_Task)->float:
-    "Expected seconds of `task`: its statements times its database's measured seconds per statement (1 ms until measured)."
+    ("Expected seconds of `task`: its statements times its database's measured seconds per statement "
+     "(1 ms until measured).")
     return task.steps * self._seconds_per_step.get(task.db_path, 1e-3)
 
 # %% ../nbs/07_execute.ipynb #c5aafa85
 @patch
 def _pick(self:SQLExecutor, pending:list[_Task], worker:_Worker)->_Task:
-    "The task a free worker takes: the largest, or one whose gold queries this worker holds that is at least half as large."
+    ("The task a free worker takes: the largest, or one whose gold queries this worker holds that is "
+     "at least half as large.")
     for position, task in enumerate(pending):
         if task.cost < pending[0].cost / 2: break
         if task.affinity is not None and self._affinity.get(task.affinity) == worker.slot: return pending.pop(position)
@@ -354,13 +367,15 @@ def _loop(self:SQLExecutor, pending:list[_Task], running:dict[int, _Worker])->in
                 statements += self._collect(worker, pending)
             elif worker.progress[0] and time.monotonic() - worker.progress[0] > self.timeout + self.grace:
                 del running[worker.slot]
-                self._abandon(worker, pending, "timeout", f"ran longer than {self.timeout:g} s (worker stopped answering)", True)
+                self._abandon(worker, pending, "timeout",
+                              f"ran longer than {self.timeout:g} s (worker stopped answering)", True)
     return statements
 
 # %% ../nbs/07_execute.ipynb #50709faf
 @patch
 def _collect(self:SQLExecutor, worker:_Worker, pending:list[_Task])->int:
-    "Take the answer of a worker that is no longer running: its task's result, or the task queued again; statements run."
+    ("Take the answer of a worker that is no longer running: its task's result, or the task queued "
+     "again; statements run.")
     try: (status, value), seconds, cpu_seconds, executed = worker.connection.recv()
     except (EOFError, OSError):
         worker.process.join(5)
@@ -432,7 +447,8 @@ def verify(self:SQLExecutor, items:list[tuple[Path|str, str, str]], # (database 
 
 # %% ../nbs/07_execute.ipynb #377e5eb7
 @patch
-def _verify_task(self:SQLExecutor, db_path:str, golds:list[str], candidates_by_gold:dict, keep_distinct:bool, lenient:bool,
+def _verify_task(self:SQLExecutor, db_path:str, golds:list[str], candidates_by_gold:dict,
+                 keep_distinct:bool, lenient:bool,
                  replace_value:bool=False)->_Task:
     "A verify task for some gold queries of one database and all their candidates."
     candidate_index:dict[str, int] = {}
@@ -441,8 +457,10 @@ def _verify_task(self:SQLExecutor, db_path:str, golds:list[str], candidates_by_g
         for candidate, indices in candidates_by_gold[gold].items():
             pairs.append((gold_index, candidate_index.setdefault(candidate, len(candidate_index))))
             item_lists.append(indices)
-    arguments = [db_path, golds, list(candidate_index), pairs, keep_distinct, lenient, self.timeout, self.max_rows, replace_value, {}]
-    return _Task("verify", db_path, arguments, len(golds) + len(candidate_index), extra=item_lists, affinity=(db_path, golds[0]))
+    arguments = [db_path, golds, list(candidate_index), pairs, keep_distinct, lenient, self.timeout,
+                 self.max_rows, replace_value, {}]
+    return _Task("verify", db_path, arguments, len(golds) + len(candidate_index), extra=item_lists,
+                 affinity=(db_path, golds[0]))
 
 # %% ../nbs/07_execute.ipynb #8b02a353
 @patch

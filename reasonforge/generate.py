@@ -31,7 +31,8 @@ class SamplingSettings:
 
     def __post_init__(self):
         if self.k < 1: raise ReasonForgeError(f"SamplingSettings k={self.k}: need at least one candidate")
-        if self.temperature < 0: raise ReasonForgeError(f"SamplingSettings temperature={self.temperature}: must be >= 0")
+        if self.temperature < 0:
+            raise ReasonForgeError(f"SamplingSettings temperature={self.temperature}: must be >= 0")
         if not 0 < self.top_p <= 1: raise ReasonForgeError(f"SamplingSettings top_p={self.top_p}: must be in (0, 1]")
         if self.max_tokens < 1: raise ReasonForgeError(f"SamplingSettings max_tokens={self.max_tokens}: must be >= 1")
         object.__setattr__(self, "stop", tuple(self.stop))
@@ -147,6 +148,7 @@ def tokenizer(self:GenerationBackend):
         self._tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
     return self._tokenizer
 
+# %% ../nbs/05_generate.ipynb #87a215cb
 @patch
 def prompt(self:GenerationBackend, schema:str, # the database schema text
            question:str, # the natural-language question
@@ -162,12 +164,14 @@ def close(self:GenerationBackend):
         self._stop()
         self.engine_started = False
 
+# %% ../nbs/05_generate.ipynb #62e4c655
 @patch
 def start(self:GenerationBackend)->GenerationBackend:
     "Start the engine now (otherwise it starts at the first prompt missing from the cache)."
     self._ensure_started()
     return self
 
+# %% ../nbs/05_generate.ipynb #d1693c57
 @patch
 def _ensure_started(self:GenerationBackend):
     if not self.engine_started:
@@ -234,6 +238,7 @@ def generate(self:GenerationBackend, prompts:list[str], # prompt texts, as the m
 _TORCH_SEED_LOCK = threading.Lock() # torch's generators are global: one seeded generate at a time per process
 _MODEL_LOAD_LOCK = threading.Lock() # loading a model sets torch's global default dtype for a while
 
+# %% ../nbs/05_generate.ipynb #35e0e1c1
 class TransformersBackend(GenerationBackend):
     "Sampling with plain transformers `generate`, in process: portable and the greedy reference."
     name = "transformers"
@@ -262,6 +267,7 @@ def _start(self:TransformersBackend):
         model = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=getattr(torch, dtype))
     self.model = model.to(device=device, dtype=getattr(torch, dtype)).eval()
 
+# %% ../nbs/05_generate.ipynb #9154cc11
 @patch
 def _stop(self:TransformersBackend):
     self.model = None
@@ -296,6 +302,7 @@ def _sample(self:TransformersBackend, prompts, settings, seeds):
 # %% ../nbs/05_generate.ipynb #76fab9b5
 _SAMPLED_KEYS = ("index", "db_id", "question", "gold_sql", "messages", "outputs", "candidates")
 
+# %% ../nbs/05_generate.ipynb #a34c696e
 @dataclass
 class SampledQuestion:
     "One line of the sample stage's `candidates.jsonl`: a training question and its k sampled candidates."
@@ -311,10 +318,14 @@ class SampledQuestion:
 
     def to_json(self)->dict:
         "The `candidates.jsonl` line: the candidates as parallel lists, token counts when they are known."
-        row = {"index": self.index, "db_id": self.db_id, "question": self.question, "gold_sql": self.gold_sql, "messages": self.messages,
-               "outputs": [c.text for c in self.candidates], "candidates": self.sqls, "finish_reasons": [c.finish_reason for c in self.candidates]}
-        if self.candidates and all(c.prompt_tokens is not None and c.completion_tokens is not None for c in self.candidates):
-            row.update(prompt_tokens=self.candidates[0].prompt_tokens, completion_tokens=[c.completion_tokens for c in self.candidates])
+        row = {"index": self.index, "db_id": self.db_id, "question": self.question, "gold_sql": self.gold_sql,
+               "messages": self.messages,
+               "outputs": [c.text for c in self.candidates], "candidates": self.sqls,
+               "finish_reasons": [c.finish_reason for c in self.candidates]}
+        if self.candidates and all(c.prompt_tokens is not None and c.completion_tokens is not None
+                                   for c in self.candidates):
+            row.update(prompt_tokens=self.candidates[0].prompt_tokens,
+                       completion_tokens=[c.completion_tokens for c in self.candidates])
         return row
 
     @classmethod
@@ -322,10 +333,13 @@ class SampledQuestion:
                  )->SampledQuestion:
         "The record of a `candidates.jsonl` line; a line without token counts (older runs) gets None for them."
         missing = [key for key in _SAMPLED_KEYS if key not in row]
-        if missing: raise ReasonForgeError(f"candidates.jsonl line of question {row.get('index')}: no {', '.join(missing)}")
+        if missing: raise ReasonForgeError(f"candidates.jsonl line of question {row.get('index')}: "
+                                           f"no {', '.join(missing)}")
         k = len(row["outputs"])
         reasons, tokens = row.get("finish_reasons") or [None] * k, row.get("completion_tokens") or [None] * k
         if not len(row["candidates"]) == len(reasons) == len(tokens) == k:
-            raise ReasonForgeError(f"candidates.jsonl line of question {row['index']}: {k} outputs but {len(row['candidates'])} candidates")
+            raise ReasonForgeError(f"candidates.jsonl line of question {row['index']}: "
+                                   f"{k} outputs but {len(row['candidates'])} candidates")
         return cls(row["index"], row["db_id"], row["question"], row["gold_sql"], row["messages"],
-                   [Candidate(*fields) for fields in zip(row["outputs"], row["candidates"], [row.get("prompt_tokens")] * k, tokens, reasons)])
+                   [Candidate(*fields) for fields in zip(row["outputs"], row["candidates"],
+                                                         [row.get("prompt_tokens")] * k, tokens, reasons)])

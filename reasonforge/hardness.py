@@ -17,6 +17,7 @@ __all__ = ['HARDNESS_LEVELS', 'UNKNOWN_HARDNESS', 'hardness_level', 'counts_from
 # %% ../nbs/02_hardness.ipynb #9dbc62c0
 HARDNESS_LEVELS = ("easy", "medium", "hard", "extra")
 
+# %% ../nbs/02_hardness.ipynb #8504b6c3
 def hardness_level(component1:int, # WHERE/GROUP/ORDER/LIMIT present, joins, `or`s, LIKEs
                    component2:int, # nested queries and a top-level set operation
                    others:int, # several aggregations, select columns, WHERE conditions, GROUP BY columns (0 to 4)
@@ -82,8 +83,12 @@ def _flatten_condition(condition:exp.Expression) -> list:
     return [condition]
 
 # %% ../nbs/02_hardness.ipynb #81013e2c
-def _is_negated(condition:exp.Expression) -> bool: return isinstance(condition, exp.Not) or bool(condition.args.get("negate"))
-def _without_not(condition:exp.Expression) -> exp.Expression: return condition.this if isinstance(condition, exp.Not) else condition
+def _is_negated(condition:exp.Expression) -> bool: return (isinstance(condition, exp.Not)
+                                                           or bool(condition.args.get("negate")))
+def _without_not(condition:exp.Expression) -> exp.Expression:
+    return condition.this if isinstance(condition, exp.Not) else condition
+
+# %% ../nbs/02_hardness.ipynb #25a5e68e
 def _is_query(node) -> bool: return isinstance(node, (exp.Subquery, exp.Query))
 
 # %% ../nbs/02_hardness.ipynb #b7d7b45f
@@ -117,7 +122,8 @@ def _official_reading(conditions:list) -> list:
 # %% ../nbs/02_hardness.ipynb #580298ab
 def _aggregate_calls(node:exp.Expression) -> int:
     "Aggregate calls in `node`, not looking inside subqueries."
-    return sum(isinstance(inner, exp.AggFunc) for inner in node.walk(prune=lambda inner: _is_query(inner) and inner is not node))
+    return sum(isinstance(inner, exp.AggFunc)
+               for inner in node.walk(prune=lambda inner: _is_query(inner) and inner is not node))
 
 # %% ../nbs/02_hardness.ipynb #5ed4ff7b
 _SPACED_OPERATOR = re.compile(r"([!<>])\s+=")
@@ -140,7 +146,8 @@ def _parse_query(sql:str) -> exp.Expression:
 
 # %% ../nbs/02_hardness.ipynb #93ef5e4f
 def _top_clauses(top:exp.Expression) -> dict:
-    "The clauses the counts read: join conditions, WHERE and HAVING read officially, GROUP BY and ORDER BY items, the table count."
+    ("The clauses the counts read: join conditions, WHERE and HAVING read officially, GROUP BY and ORDER "
+     "BY items, the table count.")
     joins = top.args.get("joins") or []
     join_conditions = []
     for join in joins:  # each ON is read on its own; the official parser joins them with 'and'
@@ -163,10 +170,13 @@ def _cached_counts(sql:str) -> tuple:
     clauses = _top_clauses(top)
     where, having, group_by, order_by = (clauses[key] for key in ("where", "having", "group_by", "order_by"))
     all_conditions = clauses["join_conditions"] + where + having
-    connectors, conditions = [item for item in all_conditions if isinstance(item, str)], [item for item in all_conditions if not isinstance(item, str)]
+    connectors, conditions = ([item for item in all_conditions if isinstance(item, str)],
+                              [item for item in all_conditions if not isinstance(item, str)])
 
-    component1 = sum(map(bool, (where, group_by, order_by))) + (top.args.get("limit") is not None) + max(clauses["table_units"] - 1, 0)
-    component1 += connectors.count("or") + sum(isinstance(_without_not(condition), exp.Like) for condition in conditions)
+    component1 = (sum(map(bool, (where, group_by, order_by))) + (top.args.get("limit") is not None)
+                  + max(clauses["table_units"] - 1, 0))
+    component1 += connectors.count("or") + sum(isinstance(_without_not(condition), exp.Like)
+                                               for condition in conditions)
     component2 = sum(_is_query(value) for condition in conditions for value in _condition_values(condition))
     component2 += isinstance(tree, exp.SetOperation)
     aggregations = sum(isinstance(item.unalias(), exp.AggFunc) for item in top.expressions)
@@ -232,6 +242,7 @@ _SPLIT_WORDS = [re.compile(rf"(?i)\b({first})({second}){end}") for first, second
     ("can", "not", r"\b"), ("d", "'ye", r"\b"), ("gim", "me", r"\b"), ("gon", "na", r"\b"), ("got", "ta", r"\b"),
     ("lem", "me", r"\b"), ("more", "'n", r"\b"), ("wan", "na", r"(?=\s)"))]
 
+# %% ../nbs/02_hardness.ipynb #ca5cbe44
 def _word_tokens(text:str) -> list:
     "The tokens nltk's `word_tokenize(text, preserve_line=True)` gives for quote-free text."
     for rule, replacement in _WORD_RULES: text = rule.sub(replacement, text)
@@ -245,7 +256,8 @@ def _official_tokens(sql:str) -> list:
     "The official tokenizer: strings kept whole (single quotes become double), the rest word-tokenized and lower-cased."
     text = str(sql).replace("'", '"')
     quotes = [position for position, character in enumerate(text) if character == '"']
-    if len(quotes) % 2: raise ValueError(f"the official Spider parser cannot read this query (unbalanced quotes): {sql!r}")
+    if len(quotes) % 2:
+        raise ValueError(f"the official Spider parser cannot read this query (unbalanced quotes): {sql!r}")
     strings = {}
     for start, end in reversed(list(zip(quotes[::2], quotes[1::2]))):  # no spaces around the placeholder, as officially
         strings[f"__val_{start}_{end}__"] = text[start:end + 1]
@@ -263,28 +275,35 @@ class OfficialSchema:
                 ):
         self.tables = {table.lower(): [column.lower() for column in columns] for table, columns in tables.items()}
         self.ids = {"*": "__all__"}
-        self.ids.update({f"{table}.{column}": f"__{table}.{column}__" for table, columns in self.tables.items() for column in columns})
+        self.ids.update({f"{table}.{column}": f"__{table}.{column}__" for table, columns in self.tables.items()
+                         for column in columns})
         self.ids.update({table: f"__{table}__" for table in self.tables})
-    def __repr__(self): return f"OfficialSchema({len(self.tables)} tables, {len(self.ids) - 1 - len(self.tables)} columns)"
+    def __repr__(self):
+        return f"OfficialSchema({len(self.tables)} tables, {len(self.ids) - 1 - len(self.tables)} columns)"
 
 # %% ../nbs/02_hardness.ipynb #0789cc9e
 def _official_aliases(tokens:list, schema:OfficialSchema, sql:str) -> dict:
-    "Every `x AS y` of the whole query (the last one wins) plus each table as its own alias; an alias named like a table fails."
+    ("Every `x AS y` of the whole query (the last one wins) plus each table as its own alias; "
+     "an alias named like a table fails.")
     aliases = {}
     for position in [i for i, token in enumerate(tokens) if token == "as"]:
-        if position + 1 >= len(tokens): raise ValueError(f"the official Spider parser cannot read this query (AS at the end): {sql!r}")
+        if position + 1 >= len(tokens):
+            raise ValueError(f"the official Spider parser cannot read this query (AS at the end): {sql!r}")
         aliases[tokens[position + 1]] = tokens[position - 1]
     for table in schema.tables:
-        if table in aliases: raise ValueError(f"the official Spider parser cannot read this query (alias {table!r} is a table name): {sql!r}")
+        if table in aliases: raise ValueError("the official Spider parser cannot read this query "
+                                              f"(alias {table!r} is a table name): {sql!r}")
         aliases[table] = table
     return aliases
 
 # %% ../nbs/02_hardness.ipynb #f84085e7
 class _OfficialParser:
     "Reads tokens the way the official Spider parser does; methods take a position and return (next position, part)."
-    def __init__(self, tokens:list, sql:str, schema:OfficialSchema|None=None, aliases:dict|None=None, scope:list|None=None):
+    def __init__(self, tokens:list, sql:str, schema:OfficialSchema|None=None, aliases:dict|None=None,
+                 scope:list|None=None):
         self.tokens, self.sql, self.schema, self.aliases = tokens, sql, schema, aliases or {}
-        self.scope = [] if scope is None else scope  # the current query's FROM tables: where bare column names are looked up
+        # the current query's FROM tables: where bare column names are looked up
+        self.scope = [] if scope is None else scope
     def at(self, position:int): return self.tokens[position] if position < len(self.tokens) else None
     def expect(self, condition:bool, what:str):
         if not condition: raise ValueError(f"the official Spider parser cannot read this query ({what}): {self.sql!r}")
@@ -296,15 +315,18 @@ def column(self:_OfficialParser, position):
     "A column: its id with a schema, else its name as written."
     token = self.at(position)
     if self.schema is None:  # schema-free: any name-like token that is not a keyword, kept as written
-        self.expect(token is not None and re.fullmatch(r"\*|[\w.]+", token) is not None and "__val_" not in token  # not a string
-                    and token not in _CLAUSE_WORDS + _JOIN_WORDS + _CONDITION_OPERATORS + ("and", "or"), f"a column at token {position}")
+        # not a string
+        self.expect(token is not None and re.fullmatch(r"\*|[\w.]+", token) is not None and "__val_" not in token
+                    and token not in _CLAUSE_WORDS + _JOIN_WORDS + _CONDITION_OPERATORS + ("and", "or"),
+                    f"a column at token {position}")
         return position + 1, token
     self.expect(token is not None, f"a column at token {position}")
     if token == "*": return position + 1, self.schema.ids["*"]
     if "." in token:  # alias.column: the alias must be known, the pair must be in the schema
         alias, column = (token.split(".") + [None])[:2]
         key = f"{self.aliases.get(alias)}.{column}"
-        self.expect(token.count(".") == 1 and alias in self.aliases and key in self.schema.ids, f"unknown column {token!r}")
+        self.expect(token.count(".") == 1 and alias in self.aliases and key in self.schema.ids,
+                    f"unknown column {token!r}")
         return position + 1, self.schema.ids[key]
     self.expect(bool(self.scope), f"no FROM table for column {token!r}")
     for name in self.scope:  # the first FROM table, in order, that has the column
@@ -325,7 +347,8 @@ def table(self:_OfficialParser, position):
         name = self.aliases.get(token)
         self.expect(token in self.aliases and name in self.schema.ids, f"unknown table {token!r}")
     self.scope.append(name)
-    return position + (3 if self.at(position + 1) == "as" else 1), (name if self.schema is None else self.schema.ids[name])
+    return (position + (3 if self.at(position + 1) == "as" else 1),
+            (name if self.schema is None else self.schema.ids[name]))
 
 # %% ../nbs/02_hardness.ipynb #1a508767
 @patch
@@ -373,8 +396,10 @@ def value(self:_OfficialParser, position):
         try: position, value = position + 1, float(token)
         except (TypeError, ValueError):  # a column: the parser skips to the next ',', ')', 'and' or keyword
             end = position
-            while end < len(self.tokens) and self.tokens[end] not in (",", ")", "and") + _CLAUSE_WORDS + _JOIN_WORDS: end += 1
-            _, value = _OfficialParser(self.tokens[start:end], self.sql, self.schema, self.aliases, self.scope).column_unit(0)
+            while end < len(self.tokens) and self.tokens[end] not in (",", ")", "and") + _CLAUSE_WORDS + _JOIN_WORDS:
+                end += 1
+            _, value = _OfficialParser(self.tokens[start:end], self.sql, self.schema, self.aliases,
+                                       self.scope).column_unit(0)
             position = end
     if in_parentheses:
         self.expect(self.at(position) == ")", "a closing parenthesis")
@@ -464,7 +489,8 @@ def listing(self:_OfficialParser, position, keyword, read_item):
 # %% ../nbs/02_hardness.ipynb #766d9ca4
 @patch
 def limit(self:_OfficialParser, position):
-    "LIMIT: the number with no schema (as dev.json stores it); with one, 1 whatever follows, as the official parser does."
+    ("LIMIT: the number with no schema (as dev.json stores it); with one, 1 whatever follows, "
+     "as the official parser does.")
     if self.at(position) != "limit": return position, None
     self.expect(position + 1 < len(self.tokens), "a token after LIMIT")  # officially read, though never used
     if self.schema is not None: return position + 2, 1

@@ -41,11 +41,13 @@ def _canonical_statement(tree)->str:
     for column in list(tree.find_all(exp.Column)):
         if column.table and column.table.lower() in table_aliases:
             column.set("table", exp.to_identifier(table_aliases[column.table.lower()]))
-        elif not column.table and column.name.lower() in column_aliases and column.find_ancestor(exp.Order, exp.Having, exp.Group):
+        elif (not column.table and column.name.lower() in column_aliases
+              and column.find_ancestor(exp.Order, exp.Having, exp.Group)):
             column.set("this", exp.to_identifier(column_aliases[column.name.lower()]))
     for identifier in list(tree.find_all(exp.Identifier)):
         parent = identifier.parent
-        bare_quoted_column = identifier.quoted and isinstance(parent, exp.Column) and not parent.table and parent.this is identifier
+        bare_quoted_column = (identifier.quoted and isinstance(parent, exp.Column) and not parent.table
+                              and parent.this is identifier)
         if not bare_quoted_column: identifier.replace(exp.to_identifier(identifier.name.lower()))
     return tree.sql(dialect="sqlite")
 
@@ -125,7 +127,8 @@ def coverage(harvests:list, # QuestionHarvest per question
     return {"questions": len(harvests), "k": k,
             **{f"pass@{a}": sum(pass_at_k(h.k, h.correct, a) for h in harvests) / len(harvests) for a in ks},
             "solved": len(solved), "unsolved": len(harvests) - len(solved),
-            "distinct_correct_per_solved": sum(len(h.distinct_correct) for h in solved) / len(solved) if solved else 0.0,
+            "distinct_correct_per_solved": (sum(len(h.distinct_correct) for h in solved) / len(solved)
+                                            if solved else 0.0),
             "correct_histogram": {str(c): n for c, n in sorted(Counter(h.correct for h in harvests).items())}}
 
 # %% ../nbs/08_harvest.ipynb #2ff4fcb4
@@ -208,7 +211,8 @@ def gold_sft_rows(questions, # objects with .index, .db_id, .gold_sql (e.g. `rea
                   seed:int|None=0, # shuffle with this seed (None keeps the given order)
                  )->list:
     "One chat-format row per question with its gold SQL as the assistant's answer."
-    rows = [{"messages": [*messages_for(q), {"role": "assistant", "content": answer_text(q.gold_sql)}], "sql": q.gold_sql.strip(),
+    rows = [{"messages": [*messages_for(q), {"role": "assistant", "content": answer_text(q.gold_sql)}],
+             "sql": q.gold_sql.strip(),
              "question_index": q.index, "db_id": q.db_id, "source": "gold", "weight": 1} for q in questions]
     if seed is not None: random.Random(seed).shuffle(rows)
     logger.info("plain SFT: %d gold rows", len(rows))
@@ -224,7 +228,8 @@ def write_training_set(rows:list, # chat-format rows with provenance
     for number, row in enumerate(rows):
         roles = [m.get("role") for m in row.get("messages", [])]
         if not roles or roles[-1] != "assistant":
-            raise ReasonForgeError(f"{path.name}: row {number} has messages with roles {roles}; the last must be 'assistant'")
+            raise ReasonForgeError(f"{path.name}: row {number} has messages with roles {roles}; "
+                                   "the last must be 'assistant'")
     atomic_write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
     atomic_write_json(path.with_suffix(".stats.json"), {**stats, "rows": len(rows), "sha256": sha256_file(path)})
     logger.info("wrote %d rows to %s", len(rows), path)

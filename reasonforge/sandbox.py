@@ -20,6 +20,7 @@ __all__ = ['ERROR_KINDS', 'STATEMENT_KEYWORDS', 'MAX_SQL_LENGTH', 'READ_ONLY_PRA
 # %% ../nbs/06b_sandbox.ipynb #a73e0bbd
 ERROR_KINDS = ("syntax", "schema", "timeout", "rejected", "too_many_rows", "memory", "runtime")
 
+# %% ../nbs/06b_sandbox.ipynb #5399eec1
 @dataclass
 class ExecutionOutcome:
     "The result of running one query: its rows, or the kind and text of its error."
@@ -35,11 +36,14 @@ class ExecutionOutcome:
 
 # %% ../nbs/06b_sandbox.ipynb #31ec9c61
 _SCHEMA_MESSAGES = ("no such table", "no such column", "ambiguous column name")
-_REJECTED_MESSAGES = ("not authorized", "authorization denied", "too many attached databases", "one statement at a time",
+_REJECTED_MESSAGES = ("not authorized", "authorization denied", "too many attached databases",
+                      "one statement at a time",
                       "readonly", "read-only", "query string is too large", "statement too long")
 _MEMORY_MESSAGES = ("string or blob too big", "out of memory")
-_RUNTIME_MESSAGES = ("integer overflow", "malformed", "disk i/o", "locked", "busy", "unable to open", "datatype mismatch")
+_RUNTIME_MESSAGES = ("integer overflow", "malformed", "disk i/o", "locked", "busy", "unable to open",
+                     "datatype mismatch")
 
+# %% ../nbs/06b_sandbox.ipynb #a6924460
 def error_kind_of(error:BaseException, # what running the query raised
                  )->str:
     "The error kind (one of `ERROR_KINDS`) of an exception raised while running a query."
@@ -53,20 +57,24 @@ def error_kind_of(error:BaseException, # what running the query raised
     return "syntax" if isinstance(error, sqlite3.OperationalError) else "runtime"
 
 # %% ../nbs/06b_sandbox.ipynb #03f13f00
-STATEMENT_KEYWORDS = frozenset({"alter", "analyze", "attach", "begin", "commit", "create", "delete", "detach", "drop", "end",
+STATEMENT_KEYWORDS = frozenset({"alter", "analyze", "attach", "begin", "commit", "create", "delete", "detach",
+                                "drop", "end",
                                 "explain", "insert", "pragma", "reindex", "release", "replace", "rollback", "savepoint",
                                 "update", "vacuum"}) # every SQLite statement that is not a query
 MAX_SQL_LENGTH = 100_000 # characters of query text that may run at all
-_LEADING_NOISE = re.compile(r"(?:[\s;\ufeff]+|--[^\n]*(?:\n|$)|/\*.*?(?:\*/|$))*", re.DOTALL) # what SQLite skips before a statement
+# what SQLite skips before a statement
+_LEADING_NOISE = re.compile(r"(?:[\s;\ufeff]+|--[^\n]*(?:\n|$)|/\*.*?(?:\*/|$))*", re.DOTALL)
 _FIRST_WORD = re.compile(r"[A-Za-z_]+")
 
+# %% ../nbs/06b_sandbox.ipynb #6d062056
 def statement_problem(sql:str, # query text
                      )->str|None:
     "Why `sql` may not run at all (too long, not UTF-8, NUL byte, nothing to run, not a query), or None."
     if len(sql) > MAX_SQL_LENGTH: return f"the query is longer than {MAX_SQL_LENGTH:,} characters ({len(sql):,})"
     if not sql.isascii():
         try: sql.encode("utf-8")
-        except UnicodeEncodeError as error: return f"the query is not valid UTF-8 ({error.reason} at position {error.start})"
+        except UnicodeEncodeError as error:
+            return f"the query is not valid UTF-8 ({error.reason} at position {error.start})"
     if "\x00" in sql: return "the query contains a NUL byte"
     rest = sql[_LEADING_NOISE.match(sql).end():]
     if not rest: return "the query is empty"
@@ -76,9 +84,12 @@ def statement_problem(sql:str, # query text
 
 # %% ../nbs/06b_sandbox.ipynb #5629d0bb
 _ALLOWED_ACTIONS = frozenset({sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_RECURSIVE})
-READ_ONLY_PRAGMAS = frozenset({"table_info", "table_xinfo", "index_list", "index_info", "index_xinfo", "foreign_key_list", "table_list"})
-DENIED_FUNCTIONS = frozenset({"load_extension", "fts3_tokenizer", "readfile", "writefile", "edit", "fts5", "sqlite_dbpage"})
+READ_ONLY_PRAGMAS = frozenset({"table_info", "table_xinfo", "index_list", "index_info", "index_xinfo",
+                               "foreign_key_list", "table_list"})
+DENIED_FUNCTIONS = frozenset({"load_extension", "fts3_tokenizer", "readfile", "writefile", "edit",
+                              "fts5", "sqlite_dbpage"})
 
+# %% ../nbs/06b_sandbox.ipynb #c7dfa268
 def authorize_action(action:int, # SQLite action code
                      argument1:str|None, # first detail (table, pragma name, ...)
                      argument2:str|None, # second detail (column, function name, pragma value, ...)
@@ -152,7 +163,8 @@ def run(self:WorkerSession, db_path:str, # database file
        )->ExecutionOutcome:
     "Run one query under every limit and say how it went."
     started = time.monotonic()
-    def outcome(kind=None, error=None, rows=None): return ExecutionOutcome(rows, kind, error, time.monotonic() - started)
+    def outcome(kind=None, error=None, rows=None):
+        return ExecutionOutcome(rows, kind, error, time.monotonic() - started)
     if problem := statement_problem(sql): return outcome("rejected", problem)
     try: connection = self.connection(db_path)
     except (sqlite3.Error, OSError) as error: return outcome("runtime", f"cannot open {db_path}: {error}")
@@ -177,7 +189,8 @@ def run(self:WorkerSession, db_path:str, # database file
         return outcome("memory", "out of memory")
     except Exception as error:
         kind = error_kind_of(error)
-        return outcome(kind, f"ran longer than {timeout:g} s" if kind == "timeout" else str(error) or type(error).__name__)
+        return outcome(kind, (f"ran longer than {timeout:g} s" if kind == "timeout"
+                              else str(error) or type(error).__name__))
     finally:
         self.deadline = math.inf
         try: cursor.close()
@@ -213,7 +226,8 @@ def execute_group(session:WorkerSession, # the worker's session
     forced, outcomes = forced or {}, []
     for index, sql in enumerate(sqls):
         session.begin_step(index)
-        outcomes.append(ExecutionOutcome(None, *forced[index]) if index in forced else session.run(db_path, sql, timeout, max_rows))
+        outcomes.append(ExecutionOutcome(None, *forced[index]) if index in forced
+                        else session.run(db_path, sql, timeout, max_rows))
     session.end_steps()
     return outcomes
 

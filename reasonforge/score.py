@@ -19,7 +19,8 @@ __all__ = ['NO_PREDICTION', 'ENGINES', 'prediction_line', 'verify_groups', 'ques
            'score_answers', 'score_model', 'start_engine']
 
 # %% ../nbs/10a_score.ipynb #d8248f2d
-NO_PREDICTION = "SELECT * FROM reasonforge_no_prediction" # a file's line for a question without a query: it fails to run
+# a file's line for a question without a query: it fails to run
+NO_PREDICTION = "SELECT * FROM reasonforge_no_prediction"
 
 # %% ../nbs/10a_score.ipynb #6ad9d5c0
 def prediction_line(sql:str|None, # a query as the model wrote it ('' or None: none)
@@ -58,7 +59,8 @@ def decodings(base:SamplingSettings=SamplingSettings(), # token budget and stop 
               seed:int=0, # sampling seed of the samples
              )->tuple:
     "(greedy settings or None, sample settings or None) for scoring a model."
-    if k > 1 and temperature <= 0: raise ReasonForgeError(f"temperature {temperature} with k = {k}: the samples need a temperature above 0")
+    if k > 1 and temperature <= 0:
+        raise ReasonForgeError(f"temperature {temperature} with k = {k}: the samples need a temperature above 0")
     first = dataclasses.replace(base, k=1, temperature=0.0, top_p=1.0) if greedy else None
     return first, (dataclasses.replace(base, k=k, temperature=temperature, top_p=top_p, seed=seed) if k > 1 else None)
 
@@ -77,8 +79,10 @@ class ModelScore:
 def _judge(questions:list, answers:dict|None, executor:SQLExecutor, **options)->dict:
     "Question index -> (its candidates, their verdicts), for the questions that have answers."
     chosen = [q for q in questions if answers is not None and q.index in answers]
-    groups = [[(q.db_path, q.gold_sql, prediction_line(c.sql) if c.sql else "") for c in answers[q.index]] for q in chosen]
-    return {q.index: (answers[q.index], verdicts) for q, verdicts in zip(chosen, verify_groups(executor, groups, **options))}
+    groups = [[(q.db_path, q.gold_sql, prediction_line(c.sql) if c.sql else "") for c in answers[q.index]]
+              for q in chosen]
+    return {q.index: (answers[q.index], verdicts)
+            for q, verdicts in zip(chosen, verify_groups(executor, groups, **options))}
 
 # %% ../nbs/10a_score.ipynb #401f2c9c
 def score_answers(questions:list, # the questions (`reasonforge.data.Question`), excluded ones included, in order
@@ -93,12 +97,15 @@ def score_answers(questions:list, # the questions (`reasonforge.data.Question`),
                  )->ModelScore:
     "Execute each answer against its gold query, vote over the samples, and summarise: the `ModelScore`."
     options = dict(keep_distinct=keep_distinct, lenient=lenient, replace_value=True)
-    if greedy is not None: greedy = {q.index: greedy.get(q.index, Candidate("", "", None, None)) for q in questions if not q.excluded}
+    if greedy is not None: greedy = {q.index: greedy.get(q.index, Candidate("", "", None, None))
+                                     for q in questions if not q.excluded}
     with SQLExecutor(timeout=timeout, max_rows=max_rows, workers=workers) as executor:
-        judged = _judge(questions, {i: [c] for i, c in greedy.items()} if greedy is not None else None, executor, **options)
+        judged = _judge(questions, {i: [c] for i, c in greedy.items()} if greedy is not None else None,
+                        executor, **options)
         sampled = _judge(questions, samples, executor, **options)
     answers = {i: (c[0], v[0]) for i, (c, v) in judged.items()}
-    rows = dev_predictions(questions, answers if greedy is not None else None, sampled if samples is not None else None, lenient)
+    rows = dev_predictions(questions, answers if greedy is not None else None,
+                           sampled if samples is not None else None, lenient)
     metrics = {"questions": len(questions), "excluded": sum(q.excluded for q in questions)}
     if greedy is not None: metrics["greedy"] = greedy_summary(rows, lenient)
     if samples is not None:
@@ -128,7 +135,8 @@ def score_model(engine, # a function that starts the sampling backend (a context
                 sampled = {q.index: c for q, c in zip(usable, backend.generate(prompts, samples))}
                 stats["samples"] = dict(backend.stats)
         stats["engine_start_seconds"] = next((s["engine_start_seconds"] for s in stats.values()
-                                              if s.get("engine_start_seconds") is not None), None) # None: all from the cache
+                                              # None: all from the cache
+                                              if s.get("engine_start_seconds") is not None), None)
     score = score_answers(questions, answers if greedy else None, sampled if samples else None, **scoring)
     score.engine = stats
     return score

@@ -29,7 +29,8 @@ def schema_columns(schema, # a `reasonforge.data.TableSchema`, a `tables.json` e
         tables, columns = schema["table_names_original"], schema["column_names_original"]
     elif isinstance(schema, Mapping):
         return {str(table).lower(): {str(column).lower() for column in names} for table, names in schema.items()}
-    else: raise ReasonForgeError(f"schema of type {type(schema).__name__} is not understood; pass a TableSchema, a tables.json entry or {{table: [columns]}}")
+    else: raise ReasonForgeError(f"schema of type {type(schema).__name__} is not understood; pass a TableSchema, "
+                                 f"a tables.json entry or {{table: [columns]}}")
     result = {table.lower(): set() for table in tables}
     for table_index, name in columns:
         if table_index >= 0: result[tables[table_index].lower()].add(name.lower())
@@ -98,7 +99,8 @@ def _normalize(node:exp.Expression, # a clause expression (a copy that may be ch
                known_columns:dict|None, # `schema_columns(...)` of the database, None when unknown
                select_aliases:dict[str, exp.Expression]|None=None, # SELECT aliases -> normalised expression
               )->exp.Expression:
-    "Resolve and lower-case names, turn Spider's double-quoted strings into strings, canonicalise numbers and comparisons."
+    ("Resolve and lower-case names, turn Spider's double-quoted strings into strings, "
+     "canonicalise numbers and comparisons.")
     select_aliases = select_aliases or {}
     def rewrite(item):
         if isinstance(item, exp.Column) and not isinstance(item.this, exp.Star):
@@ -137,7 +139,8 @@ def _canonical_comparisons(node:exp.Expression)->exp.Expression:
             left, right = item.this, item.expression
             if left is not None and right is not None and _side_key(left) > _side_key(right):
                 return type(item)(this=right.copy(), expression=left.copy())
-        if type(item) in _FLIPPED and isinstance(item.this, exp.Literal) and not isinstance(item.expression, exp.Literal):
+        if (type(item) in _FLIPPED and isinstance(item.this, exp.Literal)
+            and not isinstance(item.expression, exp.Literal)):
             return _FLIPPED[type(item)](this=item.expression.copy(), expression=item.this.copy())
         return item
     return node.transform(rewrite, copy=False)
@@ -168,13 +171,15 @@ def _join_kind(join:exp.Join)->str:
     return f"{side} outer" if side else "inner"
 
 # %% ../nbs/11a_sql_shape.ipynb #c9d472b4
-def _read_derived(source:exp.Expression, position:int, shape:QueryShape, scope:_Scope, known_columns:dict|None, outer:_Scope|None):
+def _read_derived(source:exp.Expression, position:int, shape:QueryShape, scope:_Scope,
+                  known_columns:dict|None, outer:_Scope|None):
     "Add a derived table to the scope under its alias (its output columns as columns), and its shape to the subqueries."
     inner = source.this if isinstance(source, exp.Subquery) else source
     reference = (source.alias or f"{_DERIVED} {position}").lower()
     scope.references[reference] = ""
     shape.subqueries.append(_read_query(inner, known_columns, outer) if isinstance(inner, exp.Query) else QueryShape())
-    scope.columns[reference] = {name.lower() for name in (inner.named_selects if isinstance(inner, exp.Query) else [])} or None
+    scope.columns[reference] = ({name.lower() for name in (inner.named_selects if isinstance(inner, exp.Query) else [])}
+                                or None)
     shape.tables[_DERIVED] += 1
 
 # %% ../nbs/11a_sql_shape.ipynb #b555f993
@@ -182,7 +187,8 @@ def _read_sources(select:exp.Select, known_columns:dict|None, outer:_Scope|None)
     "A shape with the SELECT's tables and join kinds, and the scope they make."
     shape, scope = QueryShape(), _Scope({}, {}, outer)
     from_clause = select.args.get("from_") or select.args.get("from")
-    sources = ([from_clause.this] if from_clause is not None else []) + [join.this for join in select.args.get("joins") or []]
+    sources = (([from_clause.this] if from_clause is not None else [])
+               + [join.this for join in select.args.get("joins") or []])
     for position, source in enumerate(sources):
         if not (isinstance(source, exp.Table) and isinstance(source.this, exp.Identifier)):
             _read_derived(source, position, shape, scope, known_columns, outer); continue
@@ -211,7 +217,8 @@ def _cut_clauses(select:exp.Select)->tuple[dict, list]:
     found, args = [], select.args
     cut = lambda node: _cut_subqueries(node, found)
     clauses = {"select": [cut(item) for item in select.expressions],
-               "join_on": [(_join_kind(join), cut(join.args["on"])) for join in args.get("joins") or [] if join.args.get("on") is not None],
+               "join_on": [(_join_kind(join), cut(join.args["on"])) for join in args.get("joins") or []
+                           if join.args.get("on") is not None],
                "where": cut(args["where"].this) if args.get("where") else None,
                "group": [cut(key) for key in (args["group"].expressions if args.get("group") else [])],
                "having": cut(args["having"].this) if args.get("having") else None,
@@ -243,7 +250,8 @@ def _links_tables(part:exp.Expression)->bool:
            and part.this.meta.get("reference") != part.expression.meta.get("reference")
 
 # %% ../nbs/11a_sql_shape.ipynb #1df1dd8d
-def _split_conditions(join_on:list, where, scope:_Scope, known_columns:dict|None, aliases:dict)->tuple[list, list, list]:
+def _split_conditions(join_on:list, where, scope:_Scope, known_columns:dict
+                      |None, aliases:dict)->tuple[list, list, list]:
     "(equalities linking two tables, the other filters, outer-join conditions as text) of the ON and WHERE clauses."
     read = lambda node: _conjuncts(_normalize(node, scope, known_columns, aliases))
     filters, outer_conditions = [], []
@@ -282,7 +290,8 @@ def _strip_aggregates(node:exp.Expression)->exp.Expression:
     def strip(item):
         if isinstance(item, exp.AggFunc):
             inner = item.this
-            if isinstance(inner, exp.Distinct): inner = inner.expressions[0] if len(inner.expressions) == 1 else exp.Tuple(expressions=inner.expressions)
+            if isinstance(inner, exp.Distinct): inner = (inner.expressions[0] if len(inner.expressions) == 1
+                                                         else exp.Tuple(expressions=inner.expressions))
             return inner.copy() if inner is not None else exp.Star()
         return item
     return node.copy().transform(strip, copy=False)
@@ -300,19 +309,24 @@ def _read_select(select:exp.Select, known_columns:dict|None, outer:_Scope|None)-
     clauses, found = _cut_clauses(select)
     shape.subqueries += [_read_query(sub, known_columns, scope) for sub in found]
     items, aliases = _select_items(clauses["select"], scope, known_columns)
-    equalities, filters, outer_conditions = _split_conditions(clauses["join_on"], clauses["where"], scope, known_columns, aliases)
+    equalities, filters, outer_conditions = _split_conditions(clauses["join_on"], clauses["where"],
+                                                              scope, known_columns, aliases)
     shape.join_conditions = Counter([canonical_sql(part) for part in equalities] + outer_conditions)
     representative = _join_representatives(equalities)
     merge = lambda node: _canonical_comparisons(_merge_join_equal(node, representative)) if representative else node
     read = lambda node: merge(_normalize(node, scope, known_columns, aliases))
     items = [merge(item) for item in items]
-    shape.select = sorted((canonical_sql(item), canonical_sql(_strip_aggregates(item)), tuple(sorted(_aggregate_name(a) for a in item.find_all(exp.AggFunc))))
+    shape.select = sorted((canonical_sql(item), canonical_sql(_strip_aggregates(item)),
+                           tuple(sorted(_aggregate_name(a) for a in item.find_all(exp.AggFunc))))
                           for item in items)
-    shape.distinct = int(bool(select.args.get("distinct"))) + sum(isinstance(a.this, exp.Distinct) for item in items for a in item.find_all(exp.AggFunc))
+    shape.distinct = (int(bool(select.args.get("distinct")))
+                      + sum(isinstance(a.this, exp.Distinct) for item in items for a in item.find_all(exp.AggFunc)))
     shape.where = [merge(part) for part in filters]
     shape.group_by = Counter(canonical_sql(read(key)) for key in clauses["group"])
-    shape.having = [merge(part) for part in _conjuncts(_normalize(clauses["having"], scope, known_columns, aliases))] if clauses["having"] is not None else []
-    shape.order_by = [(canonical_sql(read(key.this)), "DESC" if key.args.get("desc") else "ASC") for key in clauses["order"]]
+    shape.having = ([merge(part) for part in _conjuncts(_normalize(clauses["having"], scope, known_columns, aliases))]
+                    if clauses["having"] is not None else [])
+    shape.order_by = [(canonical_sql(read(key.this)), "DESC" if key.args.get("desc") else "ASC")
+                      for key in clauses["order"]]
     shape.limit = _limit_text(select)
     return shape
 
@@ -339,7 +353,8 @@ def _read_query(query:exp.Expression, known_columns:dict|None, outer:_Scope|None
                            right=_read_query(query.expression, known_columns, outer))
         order = query.args.get("order")
         unscoped = _Scope({}, {}, None)
-        shape.order_by = [(canonical_sql(_normalize(key.this.copy(), unscoped, None)), "DESC" if key.args.get("desc") else "ASC")
+        shape.order_by = [(canonical_sql(_normalize(key.this.copy(), unscoped, None)),
+                           "DESC" if key.args.get("desc") else "ASC")
                           for key in (order.expressions if order else [])]
         shape.limit = _limit_text(query)
         return shape
@@ -355,7 +370,8 @@ def _inline_ctes(query:exp.Expression)->exp.Expression:
     query, bodies = query.copy(), {}
     def swap(node):
         if isinstance(node, exp.Table) and isinstance(node.this, exp.Identifier) and node.name.lower() in bodies:
-            return exp.Subquery(this=bodies[node.name.lower()].copy(), alias=exp.TableAlias(this=exp.to_identifier(node.alias or node.name)))
+            return exp.Subquery(this=bodies[node.name.lower()].copy(),
+                                alias=exp.TableAlias(this=exp.to_identifier(node.alias or node.name)))
         return node
     for cte in definitions.expressions:
         bodies[cte.alias.lower()] = cte.this.copy().transform(swap, copy=False)

@@ -16,6 +16,7 @@ __all__ = ['Z95', 'wilson_interval', 'Accuracy', 'accuracy_of', 'exact_mcnemar',
 # %% ../nbs/10c_stats.ipynb #a5aa87f7
 Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
 
+# %% ../nbs/10c_stats.ipynb #7a30cab2
 def wilson_interval(successes:int, # questions answered right
                     n:int, # questions scored
                     z:float=Z95, # normal quantile (1.96 gives a 95% interval)
@@ -39,7 +40,8 @@ class Accuracy:
     def rate(self)->float: return self.correct / self.n if self.n else 0.0
     @property
     def ci95(self)->tuple[float, float]: return wilson_interval(self.correct, self.n)
-    def to_json(self)->dict: return {"accuracy": self.rate, "ci95": list(self.ci95), "n": self.n, "correct": self.correct}
+    def to_json(self)->dict: return {"accuracy": self.rate, "ci95": list(self.ci95),
+                                     "n": self.n, "correct": self.correct}
     def __str__(self):
         lo, hi = self.ci95
         return f"{100 * self.rate:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}] (n={self.n})"
@@ -61,7 +63,8 @@ def _two_sided_binomial(k:int, n:int)->float:
 # %% ../nbs/10c_stats.ipynb #e69aaddd
 def _paired(before:list, after:list)->list[tuple]:
     "The (before, after) pairs where both stages scored the question."
-    if len(before) != len(after): raise ReasonForgeError(f"paired values need the same questions: {len(before)} against {len(after)}")
+    if len(before) != len(after):
+        raise ReasonForgeError(f"paired values need the same questions: {len(before)} against {len(after)}")
     return [(b, a) for b, a in zip(before, after) if b is not None and a is not None]
 
 # %% ../nbs/10c_stats.ipynb #82dd4ffe
@@ -86,8 +89,9 @@ def paired_bootstrap(before:list, # a value per question for the first stage (a 
     differences = np.array([float(a) - float(b) for b, a in pairs])
     observed = float(differences.mean())
     generator = np.random.default_rng(seed)
-    means = np.concatenate([differences[generator.integers(0, len(differences), size=(chunk, len(differences)))].mean(axis=1)
-                            for chunk in [1000] * (iterations // 1000) + [iterations % 1000] if chunk])
+    means = np.concatenate(
+        [differences[generator.integers(0, len(differences), size=(chunk, len(differences)))].mean(axis=1)
+         for chunk in [1000] * (iterations // 1000) + [iterations % 1000] if chunk])
     low, high = np.quantile(means, [0.025, 0.975])
     extreme = int(np.sum(np.abs(means - observed) >= abs(observed) - 1e-12))
     return observed, (float(low), float(high)), min(1.0, (extreme + 1) / (len(means) + 1))
@@ -112,8 +116,10 @@ class Comparison:
     def in_words(self, alpha:float=0.05)->str:
         "One sentence: the change, its interval and p-value, and whether it stands out from noise."
         lo, hi = self.ci95
-        change = f"{self.b} vs {self.a}, {self.metric}: {100 * self.delta:+.1f} points [{100 * lo:+.1f}, {100 * hi:+.1f}], p = {self.p_value:.3g} ({self.test}, n={self.n})"
-        if self.p_value < alpha: return f"{change}: a {'gain' if self.delta > 0 else 'loss'} that noise alone would rarely give (p < {alpha})."
+        change = (f"{self.b} vs {self.a}, {self.metric}: {100 * self.delta:+.1f} points [{100 * lo:+.1f}, "
+                  f"{100 * hi:+.1f}], p = {self.p_value:.3g} ({self.test}, n={self.n})")
+        if self.p_value < alpha: return (f"{change}: a {'gain' if self.delta > 0 else 'loss'} that noise alone "
+                                         f"would rarely give (p < {alpha}).")
         return f"{change}: not distinguishable from noise at the {alpha:.0%} level."
 
 # %% ../nbs/10c_stats.ipynb #5d02350e
@@ -125,7 +131,8 @@ def compare(a:str, # name of the earlier stage
             iterations:int=10_000, # bootstrap resamples
             seed:int=0, # bootstrap seed
            )->Comparison:
-    "Compare two stages on the same questions: exact McNemar for greedy right/wrong flags, the paired bootstrap otherwise."
+    ("Compare two stages on the same questions: exact McNemar for greedy right/wrong flags, "
+     "the paired bootstrap otherwise.")
     delta, interval, p_value = paired_bootstrap(before, after, iterations, seed)
     pairs = _paired(before, after)
     flags = all(isinstance(v, (bool, np.bool_)) for pair in pairs for v in pair)
@@ -136,7 +143,8 @@ def compare(a:str, # name of the earlier stage
 # %% ../nbs/10c_stats.ipynb #b9802bbc
 def comparison_pairs(stages:list[str], # stage names in run order, "baseline" first
                     )->list[tuple[str, str]]:
-    "The (a, b) pairs a run reports: baseline against every later stage, SFT against each iteration, then each iteration against the one before."
+    ("The (a, b) pairs a run reports: baseline against every later stage, SFT against each iteration, "
+     "then each iteration against the one before.")
     if not stages: return []
     first, later = stages[0], stages[1:]
     pairs = [(first, stage) for stage in later]
@@ -154,5 +162,6 @@ def stage_comparisons(values:dict[str, dict[str, list]], # stage -> metric -> pe
     found = []
     for a, b in comparison_pairs(list(values)):
         for metric in values[a]:
-            if metric in values[b]: found.append(compare(a, b, metric, values[a][metric], values[b][metric], iterations, seed))
+            if metric in values[b]:
+                found.append(compare(a, b, metric, values[a][metric], values[b][metric], iterations, seed))
     return found

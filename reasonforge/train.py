@@ -8,7 +8,8 @@ import json, logging, os, shutil, subprocess, sys, time
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 
-from .core import ReasonForgeError, atomic_write_json, atomic_write_text, die_with_parent, quiet_engine_noise, sha256_file, stable_hash
+from .core import (ReasonForgeError, atomic_write_json, atomic_write_text, die_with_parent,
+                              quiet_engine_noise, sha256_file, stable_hash)
 from .harvest import read_training_set
 from .models import heavy_lock
 from .prompt import RESPONSE_PREFIX
@@ -25,6 +26,7 @@ __all__ = ['logger', 'BACKENDS', 'LORA_TARGET_MODULES', 'CHATML_TEMPLATE', 'IGNO
 BACKENDS = ("unsloth", "peft")
 LORA_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
+# %% ../nbs/09_train.ipynb #d9284af5
 @dataclass
 class TrainSettings:
     "Everything that shapes one LoRA fine-tuning run."
@@ -61,7 +63,8 @@ class TrainSettings:
         if not isinstance(self.num_processes, int) or self.num_processes < 1:
             raise ReasonForgeError(f"TrainSettings.num_processes={self.num_processes!r}: must be an integer >= 1")
         if self.num_processes > 1 and self.backend == "unsloth":
-            raise ReasonForgeError(f"TrainSettings.num_processes={self.num_processes} with backend='unsloth': this project does not "
+            raise ReasonForgeError(f"TrainSettings.num_processes={self.num_processes} with backend='unsloth': "
+                                   "this project does not "
                                    f"launch Unsloth on several GPUs (its multi-GPU training is not supported here); "
                                    f"use backend='peft' for DDP, or num_processes=1")
 
@@ -71,9 +74,11 @@ class TrainSettings:
         return self.per_device_batch_size * self.gradient_accumulation_steps * self.num_processes
 
 # %% ../nbs/09_train.ipynb #d4507c6f
-CHATML_TEMPLATE = ("{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
+CHATML_TEMPLATE = ("{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+                   "{{ message['content'] }}<|im_end|>\n"
                    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
 
+# %% ../nbs/09_train.ipynb #78defa15
 def build_tiny_model(folder:str|Path, # where the model folder is written
                      texts:list, # text the tokenizer's BPE merges are learned from
                      vocab_size:int=512, # tokens in the vocabulary, special tokens included
@@ -81,7 +86,8 @@ def build_tiny_model(folder:str|Path, # where the model folder is written
                      layers:int=2, # decoder layers
                      seed:int=0, # weight initialisation
                     )->Path:
-    "Write a random `LlamaForCausalLM` with a BPE tokenizer and ChatML template to `folder`; a test stand-in for a real model."
+    ("Write a random `LlamaForCausalLM` with a BPE tokenizer and ChatML template to `folder`; "
+     "a test stand-in for a real model.")
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -97,7 +103,8 @@ def build_tiny_model(folder:str|Path, # where the model folder is written
     tokenizer.save_pretrained(folder)
     torch.manual_seed(seed)
     config = LlamaConfig(vocab_size=bpe.get_vocab_size(), hidden_size=hidden_size, intermediate_size=2 * hidden_size,
-                         num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
+                         num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
+                         max_position_embeddings=4096,
                          eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, bos_token_id=None,
                          tie_word_embeddings=False)
     LlamaForCausalLM(config).save_pretrained(folder)
@@ -106,6 +113,7 @@ def build_tiny_model(folder:str|Path, # where the model folder is written
 # %% ../nbs/09_train.ipynb #fb8edf9a
 IGNORE_INDEX = -100
 
+# %% ../nbs/09_train.ipynb #bd211f7f
 def _end_of_turn(tokenizer, prompt_messages:list, answer:str)->str:
     "What the chat template writes after an assistant message's content (e.g. `<|im_end|>`)."
     prompt = tokenizer.apply_chat_template(prompt_messages, add_generation_prompt=True, tokenize=False)
@@ -150,9 +158,11 @@ def tokenize_rows(rows:list, # chat-format rows
     return kept, counts
 
 # %% ../nbs/09_train.ipynb #404943ff
-TRAINING_PACKAGES = ("reasonforge", "torch", "transformers", "trl", "peft", "accelerate", "datasets", "tokenizers", "unsloth",
+TRAINING_PACKAGES = ("reasonforge", "torch", "transformers", "trl", "peft", "accelerate", "datasets",
+                     "tokenizers", "unsloth",
                      "unsloth_zoo", "bitsandbytes") # the libraries that shape a training run
 
+# %% ../nbs/09_train.ipynb #426e4c21
 def library_versions(packages:tuple=TRAINING_PACKAGES, # distribution names
                     )->dict:
     "Python's version and each package's installed version (None: not installed)."
@@ -171,10 +181,12 @@ def _peak_rss_mb()->float:
 
 # %% ../nbs/09_train.ipynb #e261f498
 def _gpu_peak_memory_mb()->dict:
-    "This process's peak GPU memory in MiB (`torch.cuda.max_memory_allocated` and `max_memory_reserved`), None without a GPU."
+    ("This process's peak GPU memory in MiB (`torch.cuda.max_memory_allocated` and `max_memory_reserved`), "
+     "None without a GPU.")
     import torch
     if not torch.cuda.is_available(): return {"peak_gpu_allocated_mb": None, "peak_gpu_reserved_mb": None}
-    return {"peak_gpu_allocated_mb": torch.cuda.max_memory_allocated() / 2**20, "peak_gpu_reserved_mb": torch.cuda.max_memory_reserved() / 2**20}
+    return {"peak_gpu_allocated_mb": torch.cuda.max_memory_allocated() / 2**20,
+            "peak_gpu_reserved_mb": torch.cuda.max_memory_reserved() / 2**20}
 
 # %% ../nbs/09_train.ipynb #f910f006
 def _training_device()->str|None:
@@ -185,14 +197,17 @@ def _training_device()->str|None:
 # %% ../nbs/09_train.ipynb #48d6cf3a
 _PIP_NAMES = {"cut_cross_entropy": "cut-cross-entropy", "unsloth_zoo": "unsloth_zoo", "PIL": "pillow", "yaml": "pyyaml"}
 
+# %% ../nbs/09_train.ipynb #37fb558d
 def _missing_package(error:BaseException)->str|None:
     "The pip name of the package whose absence caused `error` (walking its causes), or None."
     import re
     seen = set()
     while error is not None and id(error) not in seen:
         seen.add(id(error))
-        name = error.name if isinstance(error, ModuleNotFoundError) else None # not any ImportError: "cannot import name" is a version clash
-        found = re.search(r"No module named '([\w.]+)'|[Pp]lease install `?([A-Za-z][\w.-]*)|pip install `?([A-Za-z][\w.-]*)", str(error))
+        # not any ImportError: "cannot import name" is a version clash
+        name = error.name if isinstance(error, ModuleNotFoundError) else None
+        found = re.search(r"No module named '([\w.]+)'|[Pp]lease install `?([A-Za-z][\w.-]*)|pip install "
+                          r"`?([A-Za-z][\w.-]*)", str(error))
         name = name or (found and next(g for g in found.groups() if g))
         if name in ("a", "the", "it", "one"): name = None # "please install a GPU driver" names no package
         if name:
@@ -203,7 +218,8 @@ def _missing_package(error:BaseException)->str|None:
 
 # %% ../nbs/09_train.ipynb #ee440c33
 def _unsloth_error(what:str, error:BaseException)->ReasonForgeError:
-    "A user error for Unsloth failing: the missing package by name when that is the cause, else the error and the way out."
+    ("A user error for Unsloth failing: the missing package by name when that is the cause, "
+     "else the error and the way out.")
     missing = _missing_package(error)
     if missing:
         return ReasonForgeError(f"Unsloth {what}: the Python package '{missing}' is missing (pip install {missing}; "
@@ -235,7 +251,8 @@ def _load_for_training(base_model:Path, settings:TrainSettings):
             model = FastLanguageModel.get_peft_model(
                 model, r=settings.lora_rank, lora_alpha=settings.lora_alpha, lora_dropout=settings.lora_dropout,
                 target_modules=list(settings.target_modules), bias="none", random_state=settings.seed,
-                use_gradient_checkpointing=(("unsloth" if settings.unsloth_optimizations else True) if settings.gradient_checkpointing else False),
+                use_gradient_checkpointing=(("unsloth" if settings.unsloth_optimizations else True)
+                                            if settings.gradient_checkpointing else False),
                 max_seq_length=settings.max_length)
         except ImportError as error: raise _unsloth_error("cannot add LoRA adapters", error) from error
         return model, tokenizer
@@ -243,7 +260,8 @@ def _load_for_training(base_model:Path, settings:TrainSettings):
     from transformers import AutoModelForCausalLM, AutoTokenizer
     tokenizer = AutoTokenizer.from_pretrained(base_model)
     device = _training_device() # straight to the GPU: no full copy in CPU memory first
-    model = AutoModelForCausalLM.from_pretrained(base_model, dtype=_torch_dtype(settings), **({"device_map": {"": device}} if device else {}))
+    model = AutoModelForCausalLM.from_pretrained(base_model, dtype=_torch_dtype(settings),
+                                                 **({"device_map": {"": device}} if device else {}))
     if settings.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
@@ -264,7 +282,8 @@ def _trainer_class(settings:TrainSettings):
         "SFTTrainer computing the model's own cross-entropy (TRL's fused loss needs a GPU)."
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             inputs["use_cache"] = False
-            return Trainer.compute_loss(self, model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+            return Trainer.compute_loss(self, model, inputs, return_outputs=return_outputs,
+                                        num_items_in_batch=num_items_in_batch)
     return CPUSFTTrainer
 
 # %% ../nbs/09_train.ipynb #4868e76a
@@ -277,7 +296,8 @@ class _CountingCollator:
 
 # %% ../nbs/09_train.ipynb #47f77e13
 def _step_timer(counter:_CountingCollator, batches_per_step:int):
-    "A trainer callback recording each optimizer step's seconds, tokens and learning rate (for throughput without start-up costs)."
+    ("A trainer callback recording each optimizer step's seconds, tokens and learning rate "
+     "(for throughput without start-up costs).")
     from transformers import TrainerCallback
 
     class StepTimer(TrainerCallback):
@@ -285,11 +305,13 @@ def _step_timer(counter:_CountingCollator, batches_per_step:int):
         def __init__(self): self.steps, self.last = [], None
         def on_step_begin(self, args, state, control, optimizer=None, **kwargs):
             if self.last is None: self.last = time.time()
-            self.learning_rate = optimizer.param_groups[0]["lr"] if optimizer is not None else None # what this step's update uses
+            # what this step's update uses
+            self.learning_rate = optimizer.param_groups[0]["lr"] if optimizer is not None else None
         def on_step_end(self, args, state, control, **kwargs):
             now, used = time.time(), len(self.steps) * batches_per_step
             tokens = sum(counter.batch_tokens[used:used + batches_per_step])
-            self.steps.append({"step": state.global_step, "seconds": now - self.last, "tokens": tokens, "learning_rate": self.learning_rate})
+            self.steps.append({"step": state.global_step, "seconds": now - self.last, "tokens": tokens,
+                               "learning_rate": self.learning_rate})
             self.last = now
     return StepTimer()
 
@@ -310,9 +332,11 @@ def merge_lora(base_model:str|Path, # the base model's Hugging Face folder
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
     base_model, adapter_dir = Path(base_model), Path(adapter_dir)
-    try: merged = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_model, dtype="auto"), adapter_dir).merge_and_unload()
+    try: merged = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_model, dtype="auto"),
+                                            adapter_dir).merge_and_unload()
     except (RuntimeError, ValueError, KeyError) as error:
-        raise ReasonForgeError(f"cannot merge adapter {adapter_dir} onto {base_model} ({type(error).__name__}: {str(error)[:300]}); "
+        raise ReasonForgeError(f"cannot merge adapter {adapter_dir} onto {base_model} "
+                               f"({type(error).__name__}: {str(error)[:300]}); "
                                "is it an adapter of this model?") from None
     merged.save_pretrained(merged_dir)
     tokenizer_source = adapter_dir if (adapter_dir/"tokenizer_config.json").is_file() else base_model
@@ -346,6 +370,7 @@ USER_ERROR_EXIT_CODE = 3
 
 PARENT_VARIABLE = "REASONFORGE_TRAINING_PARENT" # the process a training child must not outlive
 
+# %% ../nbs/09_train.ipynb #c1445eac
 def run_training_job(job_path:str|Path, # job.json written by `start_training`
                     ):
     "Train one LoRA as described by a job file; meant to run in a fresh child process."
@@ -378,7 +403,8 @@ def _run_training_job(job:dict):
     model, tokenizer = _load_for_training(base_model, settings)
     rows = read_training_set(job["training_set"])
     examples, counts = tokenize_rows(rows, tokenizer, settings.max_length)
-    if not examples: raise ReasonForgeError(f"{job['training_set']}: no row fits in max_length={settings.max_length} tokens")
+    if not examples:
+        raise ReasonForgeError(f"{job['training_set']}: no row fits in max_length={settings.max_length} tokens")
     checkpoints = output_dir/"checkpoints"
     resume = last_complete_checkpoint(checkpoints)
     args = SFTConfig(
@@ -388,12 +414,14 @@ def _run_training_job(job:dict):
         lr_scheduler_type=settings.lr_scheduler, warmup_steps=settings.warmup_ratio, weight_decay=settings.weight_decay,
         train_sampling_strategy="group_by_length" if settings.group_by_length else "random",
         max_length=settings.max_length, gradient_checkpointing=False,  # already set up on the model
-        logging_steps=settings.logging_steps, save_strategy="steps" if settings.save_steps else "no", # "steps" saves the last step too
+        # "steps" saves the last step too
+        logging_steps=settings.logging_steps, save_strategy="steps" if settings.save_steps else "no",
         save_steps=settings.save_steps or 500, ddp_find_unused_parameters=False if settings.num_processes > 1 else None,
         save_total_limit=settings.save_total_limit, seed=settings.seed, data_seed=settings.seed,
         bf16=_torch_dtype(settings) == torch.bfloat16 and torch.cuda.is_available(), fp16=False,
         optim="adamw_torch", report_to="none", dataloader_num_workers=0, disable_tqdm=True,
-        **({} if settings.unsloth_optimizations else {"padding_free": False})) # an explicit False keeps Unsloth from turning it on
+        # an explicit False keeps Unsloth from turning it on
+        **({} if settings.unsloth_optimizations else {"padding_free": False}))
     trainer = _trainer_class(settings)(model=model, args=args, train_dataset=Dataset.from_list(examples),
                                        processing_class=tokenizer)
     trainer.data_collator = counter = _CountingCollator(trainer.data_collator)
@@ -402,8 +430,9 @@ def _run_training_job(job:dict):
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     train_seconds = time.time() - started
     peak_rss_mb, peak_gpu = _peak_rss_mb(), _gpu_peak_memory_mb()
-    if not trainer.is_world_process_zero() or int(os.environ.get("RANK", "0")) != 0: return # DDP: only global rank 0 saves the one adapter
-                                                                                          # (the trainer alone is not enough: on a CPU it may not enter DDP mode)
+    # DDP: only global rank 0 saves the one adapter
+    # (the trainer alone is not enough: on a CPU it may not enter DDP mode)
+    if not trainer.is_world_process_zero() or int(os.environ.get("RANK", "0")) != 0: return
     steps_this_run = trainer.state.global_step - (int(resume.name.split("-")[-1]) if resume else 0)
     losses = [{"step": entry["step"], "loss": entry["loss"]} for entry in trainer.state.log_history if "loss" in entry]
     adapter_tmp = output_dir/"adapter.tmp"
@@ -420,13 +449,15 @@ def _run_training_job(job:dict):
         merge_lora(base_model, output_dir/"adapter", merged_tmp)
         _umask_modes(merged_tmp)
         _replace_folder(merged_tmp, output_dir/"merged")
-    info = {"job_hash": job["job_hash"], "backend": settings.backend, "base_model": str(base_model), "base_model_sha256": job["base_model_sha256"],
+    info = {"job_hash": job["job_hash"], "backend": settings.backend, "base_model": str(base_model),
+            "base_model_sha256": job["base_model_sha256"],
             "training_set": job["training_set"], "training_set_sha256": job["training_set_sha256"],
             "settings": asdict(settings), "effective_batch_size": settings.effective_batch_size,
             "versions": library_versions(), "device": "cuda" if torch.cuda.is_available() else "cpu",
             "dtype": str(_torch_dtype(settings)).replace("torch.", ""), "torch_threads": torch.get_num_threads(),
             **counts, "global_step": int(result.global_step), "resumed_from": resume.name if resume else None,
-            "losses": losses, "first_loss": losses[0]["loss"] if losses else None, "last_loss": losses[-1]["loss"] if losses else None,
+            "losses": losses, "first_loss": losses[0]["loss"] if losses else None,
+            "last_loss": losses[-1]["loss"] if losses else None,
             "train_loss": result.training_loss, "train_seconds": train_seconds, "steps_this_run": steps_this_run,
             "seconds_per_step": train_seconds / steps_this_run if steps_this_run else None,
             "tokens_this_run": (tokens := sum(step["tokens"] for step in timer.steps)),
@@ -448,9 +479,11 @@ def _weights_sha256(model_dir:Path)->str:
 # %% ../nbs/09_train.ipynb #b01d50b8
 def _prepare_job(base_model, training_set, output_dir, settings:TrainSettings)->dict:
     "Check the inputs and describe the job."
-    base_model, training_set, output_dir = Path(base_model).resolve(), Path(training_set).resolve(), Path(output_dir).resolve()
+    base_model, training_set, output_dir = (Path(base_model).resolve(), Path(training_set).resolve(),
+                                            Path(output_dir).resolve())
     if not (base_model/"config.json").is_file():
-        raise ReasonForgeError(f"base model folder {base_model} has no config.json (a Hugging Face model folder is needed)")
+        raise ReasonForgeError(f"base model folder {base_model} has no config.json (a Hugging Face "
+                               "model folder is needed)")
     if (base_model/"training_info.json").exists():
         raise ReasonForgeError(f"{base_model} is a fine-tuned model (it has training_info.json): every iteration "
                                f"trains from the base model, pass that instead")
@@ -459,8 +492,10 @@ def _prepare_job(base_model, training_set, output_dir, settings:TrainSettings)->
            "training_set": str(training_set), "training_set_sha256": sha256_file(training_set),
            "output_dir": str(output_dir), "settings": asdict(settings)}
     hashed = {k: job[k] for k in ("base_model_sha256", "training_set_sha256", "settings")}
-    later_defaults = {"num_processes": 1, "unsloth_optimizations": True, "group_by_length": False} # settings added later: at their defaults, earlier jobs' hashes stay
-    hashed["settings"] = {k: v for k, v in hashed["settings"].items() if k not in later_defaults or v != later_defaults[k]}
+    # settings added later: at their defaults, earlier jobs' hashes stay
+    later_defaults = {"num_processes": 1, "unsloth_optimizations": True, "group_by_length": False}
+    hashed["settings"] = {k: v for k, v in hashed["settings"].items()
+                          if k not in later_defaults or v != later_defaults[k]}
     job["job_hash"] = stable_hash(hashed)
     return job
 
@@ -472,7 +507,8 @@ def training_launch_command(job_path:str|Path, # the job file `start_training` w
     code = f"from reasonforge.train import run_training_job; run_training_job({str(job_path)!r})"
     if settings.num_processes == 1: return [sys.executable, "-c", code]
     entry = Path(job_path).parent/"train_entry.py"
-    return [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(settings.num_processes), "--num_machines", "1",
+    return [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(settings.num_processes),
+            "--num_machines", "1",
             "--multi_gpu", "--mixed_precision", "no", "--dynamo_backend", "no", str(entry)]
 
 # %% ../nbs/09_train.ipynb #eacaff3c
@@ -487,19 +523,24 @@ def start_training(base_model:str|Path, # the base model's Hugging Face folder (
     output_dir = Path(job["output_dir"])
     output_dir.mkdir(parents=True, exist_ok=True)
     previous = output_dir/"job.json"
-    if (output_dir/"checkpoints").is_dir() and previous.exists() and json.loads(previous.read_text())["job_hash"] != job["job_hash"]:
+    if ((output_dir/"checkpoints").is_dir() and previous.exists()
+        and json.loads(previous.read_text())["job_hash"] != job["job_hash"]):
         raise ReasonForgeError(f"{output_dir/'checkpoints'} holds checkpoints of a different job (other base weights, "
                                f"data or settings); delete it or choose another output folder")
     atomic_write_json(previous, job)
     for stale in ("training_info.json", "train_error.json"): (output_dir/stale).unlink(missing_ok=True)
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1", PARENT_VARIABLE: str(os.getpid())}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1",
+           PARENT_VARIABLE: str(os.getpid())}
     command = training_launch_command(previous, settings)
     if settings.num_processes > 1: # the launcher dies with this process too (the death signal survives exec)
-        atomic_write_text(output_dir/"train_entry.py", f"from reasonforge.train import run_training_job\nrun_training_job({str(previous)!r})\n")
-        command = [sys.executable, "-c", f"import os, sys; from reasonforge.core import die_with_parent; die_with_parent({os.getpid()}); "
+        atomic_write_text(output_dir/"train_entry.py", "from reasonforge.train import run_training_job\n"
+                                                       f"run_training_job({str(previous)!r})\n")
+        command = [sys.executable, "-c", "import os, sys; from reasonforge.core import die_with_parent; "
+                                         f"die_with_parent({os.getpid()}); "
                                          f"os.execv(sys.executable, {command!r})"]
     log = open(output_dir/"train.log", "ab")
-    logger.info("training %s on %s with %s (%d process%s) into %s", job["base_model"], job["training_set"], settings.backend,
+    logger.info("training %s on %s with %s (%d process%s) into %s", job["base_model"],
+                job["training_set"], settings.backend,
                 settings.num_processes, "es" if settings.num_processes > 1 else "", output_dir)
     return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
 
@@ -511,10 +552,12 @@ def wait_for_training(process:subprocess.Popen, # from `start_training`
     output_dir = Path(output_dir)
     code = process.wait()
     error_file = output_dir/"train_error.json"
-    if code != 0 and error_file.exists(): # written by this run (start_training removes an old one); a DDP launcher exits 1, not 3
+    # written by this run (start_training removes an old one); a DDP launcher exits 1, not 3
+    if code != 0 and error_file.exists():
         raise ReasonForgeError(json.loads(error_file.read_text())["message"])
     if code != 0:
-        log = (output_dir/"train.log").read_text(errors="replace").splitlines() if (output_dir/"train.log").exists() else []
+        log = ((output_dir/"train.log").read_text(errors="replace").splitlines()
+               if (output_dir/"train.log").exists() else [])
         tail = "\n".join(log[-25:])
         raise RuntimeError(f"training failed (exit code {code}); the end of {output_dir/'train.log'}:\n{tail}")
     return json.loads((output_dir/"training_info.json").read_text())
@@ -530,8 +573,10 @@ def train_lora(base_model:str|Path, # the base model's Hugging Face folder (neve
     info_path = Path(output_dir)/"training_info.json"
     if info_path.exists():
         info = json.loads(info_path.read_text())
-        if info.get("complete") and info.get("job_hash") == _prepare_job(base_model, training_set, output_dir, settings)["job_hash"]:
+        if (info.get("complete")
+            and info.get("job_hash") == _prepare_job(base_model, training_set, output_dir, settings)["job_hash"]):
             logger.info("%s is already trained: reusing it", output_dir)
             return info
-    with heavy_lock("training"): # one heavy job at a time: training beside vLLM or another training thrashes a small machine
+    # one heavy job at a time: training beside vLLM or another training thrashes a small machine
+    with heavy_lock("training"):
         return wait_for_training(start_training(base_model, training_set, output_dir, settings), output_dir)
