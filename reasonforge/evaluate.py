@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .core import ReasonForgeError, atomic_write_text
 from .hardness import gold_hardness, HARDNESS_LEVELS, UNKNOWN_HARDNESS
-from .execute import SQLExecutor
+from .execute import SQLExecutor, verify_groups
 from .harvest import pass_at_k
 from .exact_match import (database_schema, foreign_key_map, exact_match, partial_score_summary,
                                      PARTIAL_COMPONENTS)
@@ -99,21 +99,15 @@ def _verdicts_by_example(gold:list, predictions:list, files:dict, executor:SQLEx
                          execute:bool, **options)->dict[int, list]:
     ("Example index -> its verdicts, one per database file (each None when nothing executes); "
      "missing databases left out.")
-    items, owners = [], []
-    for i, ((sql, db_id), prediction) in enumerate(zip(gold, predictions)):
-        for path in files[db_id]:
-            items.append((path, sql, (prediction or "").strip()))
-            owners.append(i)
-    verdicts = [None] * len(items)
-    if execute and items:
-        own_executor = executor is None
-        executor = executor or SQLExecutor(timeout=timeout)
-        try: verdicts = executor.verify(items, **options)
-        finally:
-            if own_executor: executor.close()
-    by_index:dict[int, list] = {}
-    for owner, verdict in zip(owners, verdicts): by_index.setdefault(owner, []).append(verdict)
-    return by_index
+    groups = {i: [(path, sql, (prediction or "").strip()) for path in files[db_id]]
+              for i, ((sql, db_id), prediction) in enumerate(zip(gold, predictions)) if files[db_id]}
+    if not (execute and groups): return {i: [None] * len(group) for i, group in groups.items()}
+    own_executor = executor is None
+    executor = executor or SQLExecutor(timeout=timeout)
+    try: judged = verify_groups(executor, list(groups.values()), **options)
+    finally:
+        if own_executor: executor.close()
+    return dict(zip(groups, judged))
 
 # %% ../nbs/10_evaluate.ipynb #ba7e2f35
 def _example(i:int, db_id:str, hardness:tuple, verdicts:list|None, missing:str|None, etype:str,

@@ -17,7 +17,7 @@ from .match import (LENIENT_MAX_ROWS, lenient_results_equal, official_results_eq
 from .sandbox import MAX_SQL_LENGTH, ExecutionOutcome, WorkerSession, execute_group, limit_address_space
 
 # %% auto #0
-__all__ = ['VERDICT_KEYS', 'NO_DATABASE', 'Verdict', 'verify_group', 'worker_main', 'SQLExecutor']
+__all__ = ['VERDICT_KEYS', 'NO_DATABASE', 'Verdict', 'verify_group', 'worker_main', 'SQLExecutor', 'verify_groups']
 
 # %% ../nbs/07_execute.ipynb #210188e6
 @dataclass
@@ -468,3 +468,14 @@ def _debug(self:SQLExecutor, action:str, seconds:float=0.0)->object:
     "Make one worker misbehave on purpose (tests of the backstop): 'stall' for `seconds`, or 'exit'."
     task = _Task("debug", "<debug>", [action, seconds, {}], 1)
     return self._run([task])[0].result
+
+# %% ../nbs/07_execute.ipynb #977f9e29
+def verify_groups(executor:SQLExecutor, # a running executor
+                  groups:list, # per group, a list of (database file, gold query, candidate query)
+                  **options, # `SQLExecutor.verify`'s options (keep_distinct, lenient, replace_value)
+                 )->list[list]:
+    "Each group's `Verdict`s, in order, from one `SQLExecutor.verify` call over all groups."
+    flat = executor.verify([item for group in groups for item in group], **options) if any(groups) else []
+    out, position = [], 0
+    for group in groups: out.append(flat[position:position + len(group)]); position += len(group)
+    return out

@@ -11,12 +11,12 @@ from pathlib import Path
 from .core import ReasonForgeError
 from .generate import Candidate, SamplingSettings
 from .prompt import chat_token_counter, fit_schema
-from .execute import SQLExecutor
+from .execute import SQLExecutor, verify_groups
 from .evaluate import DevPrediction, dev_predictions, greedy_summary, sample_summaries
 
 # %% auto #0
-__all__ = ['NO_PREDICTION', 'ENGINES', 'prediction_line', 'verify_groups', 'question_prompts', 'decodings', 'ModelScore',
-           'score_answers', 'score_model', 'start_engine']
+__all__ = ['NO_PREDICTION', 'ENGINES', 'prediction_line', 'question_prompts', 'decodings', 'ModelScore', 'score_answers',
+           'score_model', 'start_engine']
 
 # %% ../nbs/10a_score.ipynb #d8248f2d
 # a file's line for a question without a query: it fails to run
@@ -27,17 +27,6 @@ def prediction_line(sql:str|None, # a query as the model wrote it ('' or None: n
                    )->str:
     "One line of an official prediction file: line breaks and tabs turned into spaces, or `NO_PREDICTION`."
     return re.sub(r"\s*[\r\n\t]+\s*", " ", sql or "").strip() or NO_PREDICTION
-
-# %% ../nbs/10a_score.ipynb #977f9e29
-def verify_groups(executor:SQLExecutor, # a running executor
-                  groups:list, # per group, a list of (database file, gold query, candidate query)
-                  **options, # `SQLExecutor.verify`'s options (keep_distinct, lenient, replace_value)
-                 )->list[list]:
-    "Each group's `Verdict`s, in order, from one `SQLExecutor.verify` call over all groups."
-    flat = executor.verify([item for group in groups for item in group], **options) if any(groups) else []
-    out, position = [], 0
-    for group in groups: out.append(flat[position:position + len(group)]); position += len(group)
-    return out
 
 # %% ../nbs/10a_score.ipynb #35cb0fdb
 def question_prompts(backend, # a `reasonforge.generate` backend (its `prompt` and `tokenizer`)
