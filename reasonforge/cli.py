@@ -130,8 +130,9 @@ def add_run_command(subparsers, # from `argparse.ArgumentParser.add_subparsers`
     return parser
 
 # %% ../nbs/14_cli.ipynb #ba92902c
-_EVALUATE_DESCRIPTION = """Score a prediction file the way taoyds/test-suite-sql-eval's evaluation.py does (same numbers), but with a real
-per-query time limit, read-only worker processes, and questions whose database is missing excluded (listed), never wrong.
+_EVALUATE_DESCRIPTION = """Score a prediction file the way taoyds/test-suite-sql-eval's evaluation.py does (same
+numbers), but with a real per-query time limit, read-only worker processes, and questions whose database is missing
+excluded (listed), never wrong.
 Execution accuracy compares on every .sqlite file of the question's database folder: EX on Spider's folders, TS on the
 distilled test-suite databases. The report says which, and per question on how many files it was checked."""
 _EVALUATE_EPILOG = """differences from the official script, kept on purpose:

@@ -23,10 +23,10 @@ __all__ = ['SubsetConfig', 'EvaluationConfig', 'ExecutionConfig', 'EngineConfig'
 @dataclass
 class SubsetConfig:
     "Which questions of a split a run uses."
-    size:int|None=None # a seeded random sample of this many questions (None: all); excluded ones are counted, not skipped
+    size:int|None=None # a seeded sample of this many questions (None: all); excluded ones count
     seed:int=0 # seed of the sample
     indices:list|None=None # explicit question indices instead of a sample
-    from_file:str|None=None # train only: the questions a file names (a report.json, a run's verdicts.jsonl or train.jsonl, or indices)
+    from_file:str|None=None # train only: the questions a file names (report, verdicts, train.jsonl, indices)
     only:str="all" # with from_file: all, wrong (a report's wrong answers) or unsolved (0/k: no sample was right)
 
 # %% ../nbs/13a_config.ipynb #26f61afa
@@ -61,8 +61,8 @@ class EngineConfig:
     group_size:int=32 # prompts sampled, and written to the resume cache, together
     tensor_parallel_size:int=1 # vLLM: GPUs each layer of one engine is split over
     pipeline_parallel_size:int=1 # vLLM: GPUs the layers of one engine are split over
-    data_parallel_size:int=1 # vLLM: engine replicas, each on its own tensor x pipeline GPUs; prompts sharded, merged in order
-    distributed_executor_backend:str|None=None # vLLM: "ray" for a Ray cluster the user started (`ray start --head`), "mp", or null
+    data_parallel_size:int=1 # vLLM: engine replicas on their own GPUs; prompts sharded, merged in order
+    distributed_executor_backend:str|None=None # vLLM: "ray" (a cluster the user started), "mp", or null
 
 # %% ../nbs/13a_config.ipynb #39c5d04b
 @dataclass
@@ -81,11 +81,11 @@ class RunConfig:
     run_root:str="runs" # where run folders are made (relative paths: to the current folder)
     reports_root:str="reports" # where report folders are made
     iterations:int=3 # self-improvement iterations after the baseline
-    start_model:str|None=None # the model each iteration samples with first and trains its LoRA from (None: `model`), e.g. an earlier run's iteration_2/train/merged
-    train_on_dev_questions:bool=False # allow Spider dev questions as training questions: trains on the test set, every report says so
-    train_from_base:bool=True # each iteration trains a LoRA from the base model (the only mode `reasonforge.train` offers)
+    start_model:str|None=None # the model iteration 1 samples with and every LoRA trains from (None: `model`)
+    train_on_dev_questions:bool=False # allow dev questions as training questions (reports say so)
+    train_from_base:bool=True # each iteration trains a LoRA from the base model (the only mode)
     sft_baseline:bool=False # also train on gold SQL alone and evaluate it (the SFT row of the tables)
-    prompt_budget:int|None=None # most prompt tokens: wide schemas lose detail until the prompt fits (None: always the full schema text)
+    prompt_budget:int|None=None # most prompt tokens: wide schemas lose detail until it fits (None: full)
     train_subset:SubsetConfig=field(default_factory=SubsetConfig) # training questions used
     dev_subset:SubsetConfig=field(default_factory=SubsetConfig) # dev questions used
     sampling:SamplingSettings=field(default_factory=SamplingSettings) # sampling on train (k, temperature, ...)

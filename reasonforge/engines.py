@@ -227,7 +227,7 @@ def replica_plan(data_parallel_size:int=1, # engine replicas, each on its own GP
                  pipeline_parallel_size:int=1, # pipeline stages within one engine
                  distributed_executor_backend:str|None=None, # "ray", "mp" or None (vLLM's choice)
                  device_type:str="cuda", # the platform the engine arguments are for
-                 **options, # the other VLLMBackend options: dtype, max_num_seqs, max_model_len, kv_cache_gib, lora_adapter
+                 **options, # other VLLMBackend options (dtype, max_num_seqs, max_model_len, kv_cache_gib, ...)
                 )->list[dict]:
     "Each replica's GPUs (`CUDA_VISIBLE_DEVICES`) and vLLM engine arguments, computed without vLLM."
     for key, value in (("data_parallel_size", data_parallel_size), ("tensor_parallel_size", tensor_parallel_size),
@@ -244,7 +244,8 @@ def replica_plan(data_parallel_size:int=1, # engine replicas, each on its own GP
     for replica in range(data_parallel_size):
         # one engine uses the GPUs it sees; on a Ray cluster Ray places
         # each engine's workers; else each replica gets its own block
-        devices = None if data_parallel_size == 1 or distributed_executor_backend == "ray" or device_type != "cuda" else \
+        devices = None if (data_parallel_size == 1 or distributed_executor_backend == "ray"
+                           or device_type != "cuda") else \
                   ",".join(str(replica * per_replica + gpu) for gpu in range(per_replica))
         plans.append({"replica": replica, "gpus": per_replica, "cuda_visible_devices": devices,
                       "engine_args": _vllm_engine_options(device_type, {**options, **parallel})})

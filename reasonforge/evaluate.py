@@ -34,9 +34,9 @@ class ScoredExample:
     excluded:bool # the database file is missing (or the gold query itself fails), so it is not scored
     error:str|None # why the prediction failed to execute, or why the question is excluded
     databases:int = 1 # database files the prediction was checked on (1: EX; more: a test-suite folder; 0: missing)
-    exact_match:bool|None = None # official exact-set-match, when asked for (`etype` match or all); None when excluded or not asked
+    exact_match:bool|None = None # official exact-set-match (`etype` match or all); None: excluded or not asked
     gold_problem:str|None = None # why the gold query cannot be read for hardness or exact match; None when it can
-    exact_detail:object = None # the `reasonforge.exact_match.ExactMatch` behind it (partial scores), kept out of the report
+    exact_detail:object = None # the `exact_match.ExactMatch` behind it (partial scores), not in the report
 
 # %% ../nbs/10_evaluate.ipynb #a36427ab
 def database_files(db_path:str|Path, # the question's own database file (`<db_id>/<db_id>.sqlite`)
@@ -128,8 +128,8 @@ def score_predictions(gold:list[tuple[str, str]], # (gold SQL, db_id) per questi
                       lenient:bool=False, # also compute the reference system's lenient check (queries as written)
                       timeout:float=5.0, # seconds per query
                       executor:SQLExecutor|None=None, # reuse a running executor
-                      replace_value:bool=True, # the official `value` -> `1` rule on predictions (False: run them as written)
-                      test_suite:bool=True, # compare on every `.sqlite` file of the database's folder (official); False: its own file only
+                      replace_value:bool=True, # the official `value` -> `1` rule on predictions (False: as written)
+                      test_suite:bool=True, # every `.sqlite` file in the database's folder (official); False: one
                       etype:str="exec", # official `--etype`: exec (execution), match (exact-set-match) or all
                       tables:dict|None=None, # db_id -> `TableSchema` (tables.json), needed for match: its foreign keys
                      )->list[ScoredExample]:
@@ -186,7 +186,7 @@ def _add_exact_match(scored:list[ScoredExample], gold:list, predictions:list, fi
 def _accuracy(flags): return sum(flags) / len(flags) if flags else 0.0
 def summarize(scored:list[ScoredExample], # from `score_predictions`, or built from per-question verdicts
               lenient:bool=False, # include the lenient accuracy
-              scores:list|None=None, # per example, a score in [0, 1] averaged in place of `exec_match` (pass@k); None: `exec_match`
+              scores:list|None=None, # per example, a score in [0, 1] averaged instead of `exec_match` (pass@k)
               lenient_scores:list|None=None, # the same in place of `lenient_match`
              )->dict:
     "The report's `summary`: totals, exclusions, execution accuracy (or mean score) overall and per hardness."
@@ -294,7 +294,7 @@ def _summary_notes(summary:dict)->list[str]:
 @dataclass
 class Vote:
     "The outcome of a self-consistency vote over one question's candidates."
-    chosen:int|None # index of the chosen candidate (of the winning group, with its most shared row order); None when nothing executed
+    chosen:int|None # the chosen candidate (winning group, most shared row order); None: none ran
     votes:int # size of the winning group
     margin:int # winning votes minus the runner-up's (0 on a tie)
     voters:int # candidates that executed and so could vote
@@ -415,8 +415,8 @@ class DevPrediction:
 
 # %% ../nbs/10_evaluate.ipynb #5a1c0e0c
 def dev_predictions(questions:list, # the dev questions (`reasonforge.data.Question`), excluded ones included, in order
-                    greedy:dict|None=None, # question index -> (its greedy `Candidate`, its `Verdict`); None: no greedy decoding
-                    samples:dict|None=None, # question index -> (its k sampled `Candidate`s, their `Verdict`s); None: no sampling
+                    greedy:dict|None=None, # question index -> (greedy `Candidate`, `Verdict`); None: no greedy decoding
+                    samples:dict|None=None, # question index -> (k sampled `Candidate`s, `Verdict`s); None: no sampling
                     lenient:bool=False, # keep the lenient check
                    )->list[DevPrediction]:
     "One `DevPrediction` per question, in order, from its greedy answer and samples and their verdicts."
@@ -444,7 +444,7 @@ def dev_predictions(questions:list, # the dev questions (`reasonforge.data.Quest
     return rows
 
 # %% ../nbs/10_evaluate.ipynb #12d4269e
-def greedy_summary(predictions:list[DevPrediction], # from `dev_predictions` (or read back with `DevPrediction.from_json`)
+def greedy_summary(predictions:list[DevPrediction], # from `dev_predictions` (or `DevPrediction.from_json`)
                    lenient:bool=False, # include the lenient accuracy
                   )->dict:
     "`summarize` of the greedy answers."

@@ -214,7 +214,7 @@ def _exact(predicted:dict, gold:dict, partial:dict|None=None) -> bool:
 class ExactMatch:
     "The official exact-set-match verdict on one (gold, prediction) pair."
     match: bool|None # EM; None when the gold query does not parse (the official script would stop there)
-    partial: dict = field(default_factory=dict) # component -> acc, rec, f1, label_total, pred_total (empty when match is None)
+    partial: dict = field(default_factory=dict) # component -> acc, rec, f1, label/pred totals (empty: no match)
     prediction_parsed: bool = True # False: the prediction did not parse and was compared as the empty query
     hardness: str|None = None # the official level, from the schema-aware parse of the gold query
     error: str|None = None # why the gold query (match None) or the prediction (not parsed) did not parse
@@ -254,7 +254,7 @@ def _comparable(sql:str, schema:OfficialSchema, key_items:tuple) -> dict|str:
 
 # %% ../nbs/06a_exact_match.ipynb #0765e20b
 def exact_match(gold_sql:str, # the gold query
-                predicted_sql:str, # the prediction, already through the official preprocessing (see `official_prediction`)
+                predicted_sql:str, # the prediction after the official preprocessing (`official_prediction`)
                 schema:OfficialSchema, # `database_schema` of the question's database
                 key_map:dict, # `foreign_key_map` of the database's tables.json entry
                )->ExactMatch:

@@ -94,7 +94,7 @@ def verify_group(session:WorkerSession, # the worker's session
                  lenient:bool=False, # also compute the lenient check (both queries run as written)
                  timeout:float=5.0, # seconds per query
                  max_rows:int=100_000, # row cap per query
-                 replace_value:bool=False, # candidates are predictions to publish: replace the substring `value` by `1` (official)
+                 replace_value:bool=False, # candidates are predictions: replace `value` by `1` (official)
                  forced:dict[int, tuple[str, str]]|None=None, # step -> (error kind, message) decided by the parent
                 )->list[Verdict]:
     "The verdicts on `pairs`; step i < len(golds) is gold i, then candidate j is step len(golds)+j."
@@ -246,7 +246,7 @@ class SQLExecutor:
                  workers:int|None=None, # worker processes (default: one per CPU core)
                  memory_limit_mb:int=2048, # memory budget of each worker
                  grace:float=2.0, # extra seconds before the parent kills a worker that stopped answering
-                 max_task_steps:int=128, # a database with more statements in one batch is split into tasks of about this size
+                 max_task_steps:int=128, # a database's batch with more statements is split into tasks of this size
                 ):
         self.timeout, self.max_rows, self.memory_limit_mb, self.grace = timeout, max_rows, memory_limit_mb, grace
         self.worker_count = max(1, workers or os.cpu_count() or 1)
@@ -421,7 +421,7 @@ def execute(self:SQLExecutor, requests:list[tuple[Path|str, str]], # (database f
 def verify(self:SQLExecutor, items:list[tuple[Path|str, str, str]], # (database file, gold query, candidate query)
            keep_distinct:bool=False, # official `--keep_distinct`: do not delete DISTINCT before running
            lenient:bool=False, # also compute the reference system's lenient check (both queries run as written)
-           replace_value:bool=False, # candidates are predictions to publish: the official `value` -> `1` rule (never on the train side)
+           replace_value:bool=False, # predictions to publish: the official `value` -> `1` rule (never on train)
           )->list[Verdict]:
     "Judge each candidate against its gold query by executing both (official semantics); one `Verdict` per item."
     by_db:dict[str, dict[str, dict[str, list[int]]]] = {}

@@ -59,7 +59,7 @@ def remove_distinct(sql:str, # query text
 
 # %% ../nbs/06_match.ipynb #b3519910
 def prepare_sql(sql:str, # gold or predicted query text
-                is_prediction:bool=False, # also replace the substring `value` by `1` (the official rule for predictions)
+                is_prediction:bool=False, # also replace `value` by `1` (the official rule for predictions)
                 keep_distinct:bool=False, # keep DISTINCT (official option `--keep_distinct`)
                )->str:
     "The query text the official evaluator actually runs."

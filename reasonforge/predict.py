@@ -195,9 +195,9 @@ def predict(model:str=DEFAULT_MODEL, # model source for `resolve_model`
             keep_distinct:bool=False, # keep DISTINCT when comparing
             timeout:float=5.0, # seconds a query may run
             progress:bool=False, # print a line per finished group of prompts
-            prompt_budget:int|None=None, # most prompt tokens: wide schemas lose detail until it fits (None: full schema)
+            prompt_budget:int|None=None, # most prompt tokens (None: the full schema text)
             indices:list|None=None, # explicit question indices instead of `subset` (a run's `indices` subset)
-            engine_options:dict|None=None, # the engine's options, as a run's `engine` section (group_size, max_num_seqs, ...)
+            engine_options:dict|None=None, # the engine's options, as a run's `engine` section
            )->dict:
     "Score a model on a split with `reasonforge.score.score_model` and write the official prediction files: the report."
     out_dir = Path(out_dir)
@@ -368,9 +368,9 @@ def _chosen_indices(path:Path, entries:list, split, only:str)->list:
 
 # %% ../nbs/10b_predict.ipynb #eb0901bd
 def questions_from_file(path:str|Path, # report.json, verdicts.jsonl, a harvest train.jsonl, or a list of indices
-                        only:str="all", # all, wrong (report.json) or unsolved (0/k: predict report with k > 1, verdicts, train.jsonl)
+                        only:str="all", # all, wrong (report.json) or unsolved (0 of k samples right)
                         spider_dir:str|Path|None=None, # Spider folder or zip (None: `find_spider_dir()`)
-                        train_on_dev_questions:bool=False, # allow dev questions: trains on the test set, every report must say so
+                        train_on_dev_questions:bool=False, # allow dev questions (trains on the test set)
                        )->QuestionList:
     "The training questions a file names, refusing Spider dev questions unless explicitly allowed."
     path = Path(path)

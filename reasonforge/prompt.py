@@ -57,7 +57,7 @@ def prompt_text(tokenizer, # a Hugging Face tokenizer with a chat template
 def question_messages(dataset, # a `SpiderDataset`
                       question, # one of its `Question`s
                       answer_sql:str|None=None, # when given, the assistant turn holding this query is appended
-                      schema:str|None=None, # the schema text to use (e.g. `fit_schema(...).text`); default: the full one
+                      schema:str|None=None, # the schema text (e.g. `fit_schema(...).text`); default: the full one
                      )->list[dict]:
     "The reference prompt messages of a Spider question."
     return prompt_messages(dataset.schema_prompt(question.db_id) if schema is None else schema,

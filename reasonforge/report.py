@@ -102,7 +102,7 @@ def _relative_papermill_paths(notebook:Path, base:Path):
 def execute_notebook(template:str|Path, # notebook with a cell tagged `parameters`
                      output:str|Path, # where the executed notebook goes
                      parameters:dict|None=None, # values injected after the `parameters` cell
-                     html:str|Path|bool|None=True, # True: render beside `output`; a path: render there; None/False: no HTML
+                     html:str|Path|bool|None=True, # True: beside `output`; a path: there; None/False: no HTML
                      cwd:str|Path|None=None, # the kernel's working folder (default: the template's)
                      kernel_name:str=KERNEL_NAME, # Jupyter kernel to run it in
                      start_timeout:int=300, # seconds allowed for the kernel to start
@@ -157,7 +157,7 @@ def decoding_label(decoding:str, # one of `DECODINGS`
     return {"greedy": "greedy", "self_consistency": f"SC@{k}", "pass_at_k": f"pass@{k}"}[decoding]
 
 # %% ../nbs/12_report.ipynb #278f9d6f
-def accuracy_table(evaluations:dict, # stage label -> its evaluation (`greedy`, `self_consistency`, `pass_at_k` summaries)
+def accuracy_table(evaluations:dict, # stage label -> its evaluation summaries
                    lenient:bool=True, # add the lenient columns where they were computed
                   ):
     "One row per stage: execution accuracy (%) per decoding, with evaluated and excluded counts."
@@ -198,7 +198,7 @@ def hardness_table(evaluations:dict, # stage label -> its evaluation
     return table
 
 # %% ../nbs/12_report.ipynb #ad3768e3
-def iteration_table(iterations:list, # per iteration: dict with iteration, harvest (stats, with coverage), training, evaluation
+def iteration_table(iterations:list, # per iteration: iteration, harvest (with coverage), training, evaluation
                    ):
     "One row per iteration: train coverage, what was kept and injected, training rows and steps, dev accuracy (%)."
     import pandas as pd

@@ -75,8 +75,7 @@ def _judge(questions:list, answers:dict|None, executor:SQLExecutor, **options)->
 
 # %% ../nbs/10a_score.ipynb #401f2c9c
 def score_answers(questions:list, # the questions (`reasonforge.data.Question`), excluded ones included, in order
-                  greedy:dict|None=None, # question index -> its greedy `Candidate` (None: no greedy decoding; a usable question
-                                         # without one has no query, and is wrong)
+                  greedy:dict|None=None, # question index -> greedy `Candidate` (None: none; a missing one is wrong)
                   samples:dict|None=None, # question index -> its k sampled `Candidate`s (None: no samples)
                   keep_distinct:bool=False, # keep DISTINCT when comparing (the official default removes it)
                   lenient:bool=True, # also compute the reference system's lenient check
@@ -103,7 +102,7 @@ def score_answers(questions:list, # the questions (`reasonforge.data.Question`),
     return ModelScore(questions, answers, sampled, rows, metrics)
 
 # %% ../nbs/10a_score.ipynb #f165f13f
-def score_model(engine, # a function that starts the sampling backend (a context manager), called only when there is work
+def score_model(engine, # starts the sampling backend (a context manager); called only when there is work
                 dataset, # the split's `SpiderDataset`
                 questions:list, # the questions, excluded ones included, in order
                 greedy:SamplingSettings|None, # greedy decoding (None: none), from `decodings`
@@ -138,7 +137,7 @@ def start_engine(model:str|Path, # model source for `reasonforge.models.resolve_
                  engine:str="vllm", # one of `ENGINES`
                  cache_folder:str|Path|None=None, # candidate cache (a resume reuses it)
                  progress:bool=False, # print a line per finished group of prompts
-                 **options, # the engine's options (group_size, dtype; for vLLM also max_num_seqs, kv_cache_gib, parallel sizes ...)
+                 **options, # the engine's options (group_size, dtype; vLLM: max_num_seqs, kv_cache_gib, ...)
                 ):
     "A sampling backend (not started yet: use it as a context manager)."
     if engine not in ENGINES: raise ReasonForgeError(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}")

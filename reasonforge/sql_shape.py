@@ -152,10 +152,10 @@ class QueryShape:
     kind: str = "select" # 'select', or 'union', 'union all', 'intersect', 'except' for a set operation
     left: QueryShape|None = None # a set operation's first query
     right: QueryShape|None = None # a set operation's second query
-    tables: Counter = field(default_factory=Counter) # table names read in FROM / JOIN ('(derived table)' for a subquery there)
-    join_conditions: Counter = field(default_factory=Counter) # 'a.x = b.y' equalities linking two tables, and outer-join conditions
+    tables: Counter = field(default_factory=Counter) # tables in FROM / JOIN ('(derived table)' for a subquery)
+    join_conditions: Counter = field(default_factory=Counter) # 'a.x = b.y' links, and outer-join conditions
     join_kinds: Counter = field(default_factory=Counter) # 'inner', 'left', ... per join
-    select: list = field(default_factory=list) # SELECT items, sorted, as (text, text with aggregates stripped, aggregate names)
+    select: list = field(default_factory=list) # SELECT items, sorted: (text, text without aggregates, aggregates)
     distinct: int = 0 # DISTINCTs: SELECT DISTINCT, plus one per DISTINCT aggregate in SELECT
     where: list = field(default_factory=list) # WHERE conjuncts (join equalities removed), as expressions
     group_by: Counter = field(default_factory=Counter) # GROUP BY keys
@@ -391,7 +391,7 @@ def parse_query(sql:str, # one SQL query
 
 # %% ../nbs/11a_sql_shape.ipynb #499fcc27
 def query_shape(sql:str, # one SQL query
-                schema=None, # the database's schema (see `schema_columns`); without it names are resolved by position only
+                schema=None, # the database's schema (`schema_columns`); None: names by position only
                )->QueryShape:
     "The normalised parts of a query, as they are compared."
     return _read_query(parse_query(sql), schema_columns(schema), None)

@@ -78,7 +78,7 @@ def exact_mcnemar(before:list, # right/wrong per question for the first stage (N
     return only_before, only_after, _two_sided_binomial(only_before, only_before + only_after)
 
 # %% ../nbs/10c_stats.ipynb #65f3cd04
-def paired_bootstrap(before:list, # a value per question for the first stage (a flag or a score in [0, 1]; None: not scored)
+def paired_bootstrap(before:list, # per question, the first stage's flag or score (None: not scored)
                      after:list, # the same questions for the second stage
                      iterations:int=10_000, # bootstrap resamples
                      seed:int=0, # the random generator's seed, so reports are reproducible
@@ -154,7 +154,7 @@ def comparison_pairs(stages:list[str], # stage names in run order, "baseline" fi
     return pairs
 
 # %% ../nbs/10c_stats.ipynb #64680816
-def stage_comparisons(values:dict[str, dict[str, list]], # stage -> metric -> per-question values (same questions, same order)
+def stage_comparisons(values:dict[str, dict[str, list]], # stage -> metric -> per-question values
                       iterations:int=10_000, # bootstrap resamples
                       seed:int=0, # bootstrap seed
                      )->list[Comparison]:

@@ -53,7 +53,7 @@ class TrainSettings:
     logging_steps:int=1 # log the loss every this many steps
     seed:int=0 # LoRA initialisation, data order and dropout
     merge:bool=True # also save the merged full model (the folder vLLM loads)
-    unsloth_optimizations:bool=True # Unsloth only: its padding-free batching and offloaded gradient checkpointing; False: padded batches and standard checkpointing, as plain PEFT does (like-for-like benchmarks)
+    unsloth_optimizations:bool=True # Unsloth only: padding-free batches, offloaded checkpointing (False: as PEFT)
     num_processes:int=1 # training processes, one per GPU: more than 1 launches the child with `accelerate launch` (DDP)
 
     def __post_init__(self):
