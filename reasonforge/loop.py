@@ -5,7 +5,7 @@
 # %% ../nbs/13_loop.ipynb #f3beef5d
 from __future__ import annotations
 import contextlib, dataclasses, functools, json, logging, os, re, shutil, signal, sys, threading, time
-from dataclasses import dataclass, asdict
+from dataclasses import dataclass
 from pathlib import Path
 
 from .core import _DropMessages, RUNNER_VARIABLE, ReasonForgeError, atomic_write_json

@@ -4,7 +4,7 @@
 
 # %% ../nbs/10b_predict.ipynb #06f5e327
 from __future__ import annotations
-import json, random, re, shutil, sys, time
+import json, random, re, shutil, time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 

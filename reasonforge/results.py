@@ -4,7 +4,7 @@
 
 # %% ../nbs/13c_results.ipynb #78d3d188
 from __future__ import annotations
-import importlib.metadata, subprocess, time
+import subprocess, time
 from pathlib import Path
 
 import reasonforge

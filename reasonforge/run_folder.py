@@ -4,7 +4,7 @@
 
 # %% ../nbs/13b_run_folder.ipynb #85b22891
 from __future__ import annotations
-import contextlib, fcntl, hashlib, json, logging, os, random, shutil, sys, time
+import contextlib, fcntl, hashlib, json, logging, os, shutil, sys, time
 from pathlib import Path
 
 import yaml

@@ -4,7 +4,7 @@
 
 # %% ../nbs/10a_score.ipynb #8a6bc4d2
 from __future__ import annotations
-import dataclasses, re, time
+import dataclasses, re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,7 +12,7 @@ from .core import ReasonForgeError
 from .generate import Candidate, SamplingSettings
 from .prompt import chat_token_counter, fit_schema
 from .execute import SQLExecutor, verify_groups
-from .evaluate import DevPrediction, dev_predictions, greedy_summary, sample_summaries
+from .evaluate import dev_predictions, greedy_summary, sample_summaries
 
 # %% auto #0
 __all__ = ['NO_PREDICTION', 'ENGINES', 'prediction_line', 'question_prompts', 'decodings', 'ModelScore', 'score_answers',
