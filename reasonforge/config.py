@@ -14,6 +14,7 @@ from .core import ReasonForgeError
 from .harvest import HarvestSettings
 from .train import TrainSettings
 from .generate import SamplingSettings
+from .models import DTYPES
 
 # %% auto #0
 __all__ = ['SubsetConfig', 'EvaluationConfig', 'ExecutionConfig', 'EngineConfig', 'NotebookConfig', 'RunConfig',
@@ -54,11 +55,11 @@ class ExecutionConfig:
 class EngineConfig:
     "Which sampling engine runs the models, and its limits."
     backend:str="vllm" # "vllm" (in a child process) or "transformers" (in process: slow, the portable reference)
-    max_num_seqs:int|None=None # vLLM: sequences run at once (None: 16 on CPU, vLLM's choice on GPU)
+    max_num_seqs:int|None=None # vLLM: sequences run at once (None: 64 on CPU, vLLM's choice on GPU)
     max_model_len:int|None=None # vLLM: longest prompt plus answer in tokens (None: the model's)
     kv_cache_gib:int|None=None # vLLM on CPU: KV cache size in GiB (None: $VLLM_CPU_KVCACHE_SPACE, else 3)
-    dtype:str|None=None # compute type (None: float32 on CPU, bfloat16 on GPU)
-    group_size:int=32 # prompts sampled, and written to the resume cache, together
+    dtype:str|None=None # "auto" (bfloat16 where the CPU has BF16), a dtype, or None (float32 on CPU, bfloat16 on GPU)
+    group_size:int=256 # prompts sampled, and written to the resume cache, together
     tensor_parallel_size:int=1 # vLLM: GPUs each layer of one engine is split over
     pipeline_parallel_size:int=1 # vLLM: GPUs the layers of one engine are split over
     data_parallel_size:int=1 # vLLM: engine replicas on their own GPUs; prompts sharded, merged in order
@@ -195,6 +196,9 @@ def _check_config(config:RunConfig):
     if config.engine.backend not in ("vllm", "transformers"):
         raise ReasonForgeError(f"engine.backend: must be 'vllm' or 'transformers', got {config.engine.backend!r}")
     engine = config.engine
+    for where, dtype in (("engine.dtype", engine.dtype), ("training.dtype", config.training.dtype)):
+        if dtype not in (None, *DTYPES):
+            raise ReasonForgeError(f"{where}: must be one of {', '.join(DTYPES)} or null, got {dtype!r}")
     if engine.distributed_executor_backend not in (None, "mp", "ray"):
         raise ReasonForgeError("engine.distributed_executor_backend: must be 'ray', 'mp' or null, "
                                f"got {engine.distributed_executor_backend!r}")

@@ -10,7 +10,7 @@ from pathlib import Path
 # %% auto #0
 __all__ = ['FAULT_VARIABLE', 'RUNNER_VARIABLE', 'KNOWN_ENGINE_NOISE', 'KNOWN_ENGINE_WARNINGS', 'ReasonForgeError',
            'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'sha256_file', 'stable_hash', 'cache_dir',
-           'fault_point', 'quiet_engine_noise', 'die_with_parent']
+           'fault_point', 'quiet_engine_noise', 'die_with_parent', 'progress_bar']
 
 # %% ../nbs/00_core.ipynb #f201ca7c
 class ReasonForgeError(Exception):
@@ -134,3 +134,13 @@ def die_with_parent(parent_pid:int|None=None, # the process this one must not ou
             import ctypes
             ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL) # 1 = PR_SET_PDEATHSIG
     if os.getppid() != parent_pid: os._exit(1) # the parent died before the request was made
+
+# %% ../nbs/00_core.ipynb #e958a825
+def progress_bar(total:int, # units of work
+                 desc:str, # what is being done
+                 unit:str="prompt", # what one unit is
+                 disable:bool=False, # no bar (e.g. nothing to do)
+                ):
+    "A tqdm bar on stderr: done out of `total`, the rate and the time left."
+    from tqdm import tqdm
+    return tqdm(total=total, desc=desc, unit=unit, disable=disable, file=sys.stderr, dynamic_ncols=True)

@@ -11,27 +11,29 @@ from pathlib import Path
 from fastcore.basics import patch
 
 from .core import ReasonForgeError, die_with_parent, quiet_engine_noise
-from .models import DEFAULT_MODEL, model_identity
-from .generate import Candidate, GenerationBackend, SamplingSettings, prompt_key
+from .models import DEFAULT_MODEL, compute_dtype, model_identity
+from .generate import Candidate, GenerationBackend, SamplingSettings, prompt_key, torch_device
 
 # %% auto #0
-__all__ = ['CPU_MAX_MODEL_LEN', 'EXECUTOR_BACKENDS', 'VLLMBackend', 'shard_indices', 'merge_shards', 'replica_plan',
-           'DataParallelBackend', 'vllm_backend']
+__all__ = ['CPU_MAX_MODEL_LEN', 'CPU_MAX_NUM_SEQS', 'ENGINE_COUNTERS', 'EXECUTOR_BACKENDS', 'engine_counters', 'VLLMBackend',
+           'shard_indices', 'merge_shards', 'replica_plan', 'DataParallelBackend', 'vllm_backend']
 
 # %% ../nbs/05a_engines.ipynb #6dd7d15f
 # on a CPU: longest prompt plus answer, in tokens, unless configured (Spider's longest prompt is far shorter)
 CPU_MAX_MODEL_LEN = 8192
+# on a CPU: sequences decoded together; a step costs ~1 GFLOP a sequence, so past ~32 it is compute-bound either way
+CPU_MAX_NUM_SEQS = 64
 
 # %% ../nbs/05a_engines.ipynb #0a1be59e
 def _vllm_engine_options(device_type:str, options:dict)->dict:
-    "Engine arguments for this device: bounded and float32 on CPU, vLLM's defaults on GPU."
-    engine = {"enable_prefix_caching": True, "seed": 0, "generation_config": "vllm", "dtype": options.get("dtype") or
-              ("float32" if device_type == "cpu" else "bfloat16")}
+    "Engine arguments for this device: bounded on CPU (float32 unless asked), vLLM's defaults on GPU."
+    engine = {"enable_prefix_caching": True, "seed": 0, "generation_config": "vllm", "disable_log_stats": False,
+              "dtype": options.get("dtype") or compute_dtype(None, device_type)} # counters kept: `engine_counters`
     if device_type == "cpu":
         # a prompt's prefill is never split across steps: vLLM-CPU's sampler cannot rewind a seeded generator after a
         # partial prefill ("CPU Generator does not use offset"), so each step must hold the longest prompt whole
         longest = options.get("max_model_len") or CPU_MAX_MODEL_LEN
-        engine.update(enforce_eager=True, max_num_seqs=options.get("max_num_seqs") or 16, max_model_len=longest,
+        engine.update(enforce_eager=True, max_num_seqs=options.get("max_num_seqs") or CPU_MAX_NUM_SEQS, max_model_len=longest,
                       enable_chunked_prefill=False, max_num_batched_tokens=longest)
     elif options.get("max_num_seqs"): engine["max_num_seqs"] = options["max_num_seqs"]
     if options.get("max_model_len"): engine["max_model_len"] = options["max_model_len"]
@@ -41,6 +43,31 @@ def _vllm_engine_options(device_type:str, options:dict)->dict:
     if options.get("distributed_executor_backend"):
         engine["distributed_executor_backend"] = options["distributed_executor_backend"]
     return engine
+
+# %% ../nbs/05a_engines.ipynb #78a97400
+ENGINE_COUNTERS = {"vllm:prompt_tokens": "prompt_tokens", "vllm:prefix_cache_hits": "prompt_tokens_cached",
+                   "vllm:generation_tokens": "generated_tokens", "vllm:num_preemptions": "preemptions"}
+
+def engine_counters(metrics:list, # `vllm.LLM.get_metrics()`
+                   )->dict:
+    "vLLM's cumulative counters by our names, and its engine steps with the tokens they computed."
+    counters = {name: 0 for name in ENGINE_COUNTERS.values()} | {"engine_steps": 0, "step_tokens": 0}
+    for metric in metrics:
+        if metric.name in ENGINE_COUNTERS: counters[ENGINE_COUNTERS[metric.name]] += int(metric.value)
+        elif metric.name == "vllm:iteration_tokens_total":
+            counters["engine_steps"] += int(metric.count); counters["step_tokens"] += int(metric.sum)
+    return counters
+
+# %% ../nbs/05a_engines.ipynb #97ea6f26
+def _pipe_progress(connection):
+    "A stand-in for vLLM's tqdm class in the child: it draws nothing, and sends each finished request up the pipe."
+    from tqdm import tqdm
+    class PipeProgress(tqdm):
+        def __init__(self, *args, **kwargs): super().__init__(*args, **{**kwargs, "file": open(os.devnull, "w")})
+        def update(self, n=1):
+            if self.desc == "Processed prompts": connection.send(("progress", 1)) # one request: one prompt
+            return super().update(n)
+    return PipeProgress
 
 # %% ../nbs/05a_engines.ipynb #33ea0e9a
 def _vllm_child(connection, # this process's end of the pipe
@@ -86,10 +113,10 @@ def _vllm_child(connection, # this process's end of the pipe
             params = [SamplingParams(n=settings["k"], temperature=settings["temperature"], top_p=settings["top_p"],
                                      max_tokens=settings["max_tokens"], seed=seed,
                                      stop=list(settings["stop"])) for seed in seeds]
-            outputs = llm.generate(prompts, params, use_tqdm=False, lora_request=lora)
+            outputs = llm.generate(prompts, params, use_tqdm=_pipe_progress(connection), lora_request=lora)
             connection.send(("done",
                              [[(c.text, len(o.prompt_token_ids), len(c.token_ids), c.finish_reason) for c in o.outputs]
-                              for o in outputs]))
+                              for o in outputs], engine_counters(llm.get_metrics())))
         except BaseException as error:
             connection.send(("error", f"{type(error).__name__}: {error}", traceback.format_exc(), False))
 
@@ -113,11 +140,11 @@ class VLLMBackend(GenerationBackend):
     def __init__(self, model:str|Path=DEFAULT_MODEL, # model source for `resolve_model` (a merged adapter is a model)
                  cache_folder:str|Path|None=None, # candidate cache (default: `cache_dir('candidates')`)
                  use_cache:bool=True, # False: always sample, write nothing
-                 group_size:int=32, # prompts sampled (and written to the cache) together
-                 progress:bool=False, # print a line per finished group
+                 group_size:int=256, # prompts sampled (and written to the cache) together
+                 progress:bool=False, # show a progress bar while sampling
                  lora_adapter:str|Path|None=None, # a LoRA adapter folder served on top of the model, instead of merging
-                 dtype:str|None=None, # compute type (default: float32 on CPU, bfloat16 on GPU)
-                 max_num_seqs:int|None=None, # sequences run at once (default: 16 on CPU, vLLM's choice on GPU)
+                 dtype:str|None=None, # "auto" (bfloat16 where the CPU has BF16), a dtype, or None (float32 on CPU)
+                 max_num_seqs:int|None=None, # sequences run at once (default: 64 on CPU, vLLM's choice on GPU)
                  max_model_len:int|None=None, # longest prompt plus answer in tokens (default: the model's)
                  kv_cache_gib:int|None=None, # CPU only: KV cache size if `$VLLM_CPU_KVCACHE_SPACE` is unset (default 3)
                  tensor_parallel_size:int=1, # GPUs one engine splits each layer over (vLLM's tensor_parallel_size)
@@ -129,13 +156,14 @@ class VLLMBackend(GenerationBackend):
         super().__init__(model, cache_folder, use_cache, group_size, progress)
         if lora_adapter is not None and not Path(lora_adapter).is_dir():
             raise ReasonForgeError(f"LoRA adapter folder not found: {lora_adapter}")
-        self.options = {"lora_adapter": str(lora_adapter) if lora_adapter else None, "dtype": dtype,
+        self.options = {"lora_adapter": str(lora_adapter) if lora_adapter else None,
+                        "dtype": compute_dtype(dtype, torch_device()), # resolved here: part of the identity
                         "max_num_seqs": max_num_seqs, "max_model_len": max_model_len, "kv_cache_gib": kv_cache_gib,
                         "tensor_parallel_size": tensor_parallel_size, "pipeline_parallel_size": pipeline_parallel_size,
                         "distributed_executor_backend": distributed_executor_backend,
                         "cuda_visible_devices": cuda_visible_devices}
         self.start_timeout, self.engine_info, self._process, self._connection = start_timeout, None, None, None
-        self._lock, self._finalizer = None, None
+        self._lock, self._finalizer, self._counters = None, None, {}
 
     def sampler_identity(self)->dict:
         identity = {**super().sampler_identity(), "dtype": self.options["dtype"]}
@@ -147,8 +175,11 @@ class VLLMBackend(GenerationBackend):
 def _receive(self:VLLMBackend, timeout:float|None=None):
     if timeout is not None and not self._connection.poll(timeout):
         raise RuntimeError(f"vLLM child gave no answer in {timeout:g} s")
-    try: message = self._connection.recv()
-    except EOFError: raise RuntimeError(f"vLLM child process died (exit code {self._process.exitcode})") from None
+    while True: # progress messages move the bar until the answer comes
+        try: message = self._connection.recv()
+        except EOFError: raise RuntimeError(f"vLLM child process died (exit code {self._process.exitcode})") from None
+        if message[0] != "progress": break
+        self._advance(message[1])
     if message[0] == "error":
         _, summary, trace, user_error = message
         if user_error: raise ReasonForgeError(summary)
@@ -188,7 +219,10 @@ def _stop(self:VLLMBackend):
 @patch
 def _sample(self:VLLMBackend, prompts, settings, seeds):
     self._connection.send(("generate", prompts, settings.as_dict(), seeds))
-    _, outputs = self._receive()
+    _, outputs, counters = self._receive()
+    totals = self.stats.setdefault("engine_counters", {}) # this `generate` call's share of the engine's counters
+    for key, value in counters.items(): totals[key] = totals.get(key, 0) + value - self._counters.get(key, 0)
+    self._counters = counters
     return [[Candidate.from_text(*candidate) for candidate in output] for output in outputs]
 
 # %% ../nbs/05a_engines.ipynb #5762d0bc

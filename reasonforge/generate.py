@@ -10,13 +10,13 @@ from pathlib import Path
 
 from fastcore.basics import patch
 
-from .core import ReasonForgeError, atomic_write_text, cache_dir, stable_hash
+from .core import ReasonForgeError, atomic_write_text, cache_dir, progress_bar, stable_hash
 from .prompt import RESPONSE_STOP, extract_sql, prompt_text
-from .models import DEFAULT_MODEL, heavy_lock, model_identity, resolve_model
+from .models import DEFAULT_MODEL, compute_dtype, heavy_lock, model_identity, resolve_model
 
 # %% auto #0
 __all__ = ['GREEDY', 'SamplingSettings', 'request_seed', 'Candidate', 'CandidateCache', 'prompt_key', 'GenerationBackend',
-           'TransformersBackend', 'SampledQuestion']
+           'torch_device', 'TransformersBackend', 'SampledQuestion']
 
 # %% ../nbs/05_generate.ipynb #c08e096b
 @dataclass(frozen=True)
@@ -116,15 +116,15 @@ class GenerationBackend:
     def __init__(self, model:str|Path=DEFAULT_MODEL, # model source for `resolve_model`
                  cache_folder:str|Path|None=None, # candidate cache (default: `cache_dir('candidates')`)
                  use_cache:bool=True, # False: always sample, write nothing
-                 group_size:int=32, # prompts sampled (and written to the cache) together
-                 progress:bool=False, # print a line per finished group
+                 group_size:int=256, # prompts sampled (and written to the cache) together
+                 progress:bool=False, # show a progress bar (prompts done, rate, time left) while sampling
                 ):
         self.model_source, self.use_cache = model, use_cache
         self.group_size, self.progress = max(1, group_size), progress
         self.model_dir = resolve_model(model)
         self.cache_root = Path(cache_folder) if cache_folder is not None else None
         self.engine_started, self.stats = False, {}
-        self._tokenizer = None
+        self._tokenizer, self._bar = None, None
 
     def sampler_identity(self)->dict:
         "What, besides settings and prompt, decides the candidates: backend and model weights."
@@ -138,6 +138,8 @@ class GenerationBackend:
     def _stop(self): pass
     def _sample(self, prompts:list[str], settings:SamplingSettings, seeds:list[int])->list[list[Candidate]]:
         raise NotImplementedError
+    def _advance(self, prompts:int=1): # an engine that reports prompts as they finish moves the bar during a group
+        if self._bar is not None: self._bar.update(prompts)
 
 # %% ../nbs/05_generate.ipynb #107a44b9
 @patch(as_prop=True)
@@ -213,6 +215,8 @@ def generate(self:GenerationBackend, prompts:list[str], # prompt texts, as the m
     self.stats = {"prompts": len(prompts), "sampled_prompts": len(missing), "generated_tokens": 0,
                   "settings": settings.as_dict()}
     fresh:dict[str, list[Candidate]] = {}
+    what = "greedy answers" if settings.greedy else f"{settings.k} samples each"
+    self._bar = progress_bar(len(missing), what, "prompt", disable=not (self.progress and missing))
     for start in range(0, len(missing), self.group_size):
         group = missing[start:start + self.group_size]
         self._ensure_started()
@@ -229,14 +233,20 @@ def generate(self:GenerationBackend, prompts:list[str], # prompt texts, as the m
                                           "settings": settings.as_dict(),
                                           "candidates": [dataclasses.asdict(c) for c in cands]}
                                          for (key, prompt), cands in zip(group, sampled)])
-        if self.progress:
-            print(f"{self.name}: {start + len(group)}/{len(missing)} prompts sampled", file=sys.stderr, flush=True)
+        self._bar.update(start + len(group) - self._bar.n) # the group is done, however the engine reported it
+    self._bar.close(); self._bar = None
     self.stats["seconds"] = round(time.time() - started, 2)
     return [fresh[key] if key in fresh else cache.get(key) for key in keys]
 
 # %% ../nbs/05_generate.ipynb #a1a8cf8d
 _TORCH_SEED_LOCK = threading.Lock() # torch's generators are global: one seeded generate at a time per process
 _MODEL_LOAD_LOCK = threading.Lock() # loading a model sets torch's global default dtype for a while
+
+# %% ../nbs/05_generate.ipynb #e29f34f4
+def torch_device()->str:
+    "cuda when torch sees a GPU, else cpu."
+    import torch
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 # %% ../nbs/05_generate.ipynb #35e0e1c1
 class TransformersBackend(GenerationBackend):
@@ -246,11 +256,12 @@ class TransformersBackend(GenerationBackend):
                  cache_folder:str|Path|None=None, # candidate cache (default: `cache_dir('candidates')`)
                  use_cache:bool=True, # False: always sample, write nothing
                  group_size:int=8, # prompts sampled (and written to the cache) together
-                 progress:bool=False, # print a line per finished group
-                 dtype:str|None=None, # compute type (default: float32 on CPU, bfloat16 on GPU)
+                 progress:bool=False, # show a progress bar while sampling
+                 dtype:str|None=None, # "auto" (resolved now: part of the identity), a dtype, or None (float32 on CPU)
                  device:str|None=None, # torch device (default: cuda when available, else cpu)
                 ):
         super().__init__(model, cache_folder, use_cache, group_size, progress)
+        if dtype == "auto": dtype = compute_dtype(dtype, device or torch_device())
         self.dtype, self.device, self.model, self._lock = dtype, device, None, None
 
     def sampler_identity(self)->dict: return {**super().sampler_identity(), "dtype": self.dtype}
@@ -261,8 +272,8 @@ def _start(self:TransformersBackend):
     import torch
     from transformers import AutoModelForCausalLM
     self._take_heavy_lock("loading a transformers model")
-    device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = self.dtype or ("float32" if device == "cpu" else "bfloat16")
+    device = self.device or torch_device()
+    dtype = compute_dtype(self.dtype, device)
     with _MODEL_LOAD_LOCK: # loading sets torch's global default dtype: replicas in threads load one at a time
         model = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=getattr(torch, dtype))
     self.model = model.to(device=device, dtype=getattr(torch, dtype)).eval()

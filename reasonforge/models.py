@@ -13,9 +13,9 @@ from .core import (ReasonForgeError, atomic_write_json, cache_dir, quiet_engine_
                               sha256_file, stable_hash)
 
 # %% auto #0
-__all__ = ['HEAVY_LOCK_VARIABLE', 'EMBEDDED_MODELS', 'DEFAULT_MODEL', 'MODEL_MARKER', 'STORAGE_DTYPE', 'heavy_lock_path',
-           'heavy_lock', 'EmbeddedModel', 'embedded_model', 'embedded_part_files', 'assemble_embedded_gguf',
-           'convert_gguf', 'resolve_model', 'model_identity']
+__all__ = ['HEAVY_LOCK_VARIABLE', 'EMBEDDED_MODELS', 'DEFAULT_MODEL', 'MODEL_MARKER', 'STORAGE_DTYPE', 'BF16_CPU_FLAGS', 'DTYPES',
+           'heavy_lock_path', 'heavy_lock', 'EmbeddedModel', 'embedded_model', 'embedded_part_files',
+           'assemble_embedded_gguf', 'convert_gguf', 'resolve_model', 'model_identity', 'cpu_flags', 'compute_dtype']
 
 # %% ../nbs/04_models.ipynb #c562697d
 HEAVY_LOCK_VARIABLE = "REASONFORGE_HEAVY_LOCK"
@@ -279,3 +279,26 @@ def model_identity(folder:str|Path, # a resolved model folder
         if "weights_sha256" in recorded: return {"path": str(folder), "weights_sha256": recorded["weights_sha256"]}
     files = sorted(p for p in folder.iterdir() if p.suffix in _WEIGHT_SUFFIXES or p.name == "config.json")
     return {"path": str(folder), "files": [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in files]}
+
+# %% ../nbs/04_models.ipynb #d4d86b93
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16") # CPU instructions that compute bfloat16 products natively
+DTYPES = ("auto", "float32", "bfloat16", "float16") # the compute types a config or command may ask for
+
+def cpu_flags()->set[str]:
+    "The CPU's feature flags, as `/proc/cpuinfo` lists them (empty where it is not readable)."
+    try: text = Path("/proc/cpuinfo").read_text()
+    except OSError: return set()
+    return next((set(line.split(":", 1)[1].split()) for line in text.splitlines() if line.startswith("flags")), set())
+
+# %% ../nbs/04_models.ipynb #195240ac
+def compute_dtype(requested:str|None, # "auto", None (the portable default), or a dtype name
+                  device:str="cpu", # where the model runs: "cpu" or "cuda"
+                  flags:set|None=None, # the CPU's flags (default: `cpu_flags()`); tests pass their own
+                 )->str:
+    "The dtype a model computes in: `requested`, or float32 on a CPU (bfloat16 for `auto` where it has BF16) and bfloat16 on a GPU."
+    if requested not in (None, *DTYPES):
+        raise ReasonForgeError(f"dtype {requested!r}: choose one of {', '.join(DTYPES)}")
+    if requested not in (None, "auto"): return requested
+    if device != "cpu": return "bfloat16"
+    if requested is None: return "float32"
+    return "bfloat16" if set(BF16_CPU_FLAGS) & (cpu_flags() if flags is None else set(flags)) else "float32"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .core import ReasonForgeError, atomic_write_json, atomic_write_text, cache_dir, sha256_file, stable_hash
 from .data import SPLIT_FILES, find_spider_dir, load_spider
-from .models import DEFAULT_MODEL, heavy_lock, model_identity, resolve_model
+from .models import DEFAULT_MODEL, DTYPES, heavy_lock, model_identity, resolve_model
 from .generate import Candidate, SamplingSettings
 from .train import merge_lora
 from .evaluate import format_summary, write_report
@@ -242,7 +242,7 @@ def _predict_command(args)->int:
                      args.k, args.temperature,
                      args.sampling_seed, args.max_tokens, args.adapter, args.backend, args.keep_distinct,
                      args.timeout, progress=True,
-                     prompt_budget=args.prompt_budget)
+                     prompt_budget=args.prompt_budget, engine_options={"dtype": args.dtype})
     print(format_predict_summary(report))
     k = report["summary"]["k"]
     written = [name for name in ("gold.sql", "greedy.sql", f"sc@{k}.sql" if k > 1 else None,
@@ -279,6 +279,8 @@ def add_predict_command(subparsers, # from `argparse.ArgumentParser.add_subparse
                          help="seed of the subset (default 0; a run's dev_subset.seed picks the same)")
     _add_decoding_arguments(command)
     command.add_argument("--backend", default="vllm", help="vllm (default) or transformers")
+    command.add_argument("--dtype", default="auto", choices=DTYPES, help="compute type (default auto: bfloat16 where "
+                         "the CPU has AVX512-BF16 or on a GPU, else float32)")
     command.add_argument("--keep-distinct", action="store_true", help="keep DISTINCT (the official default removes it)")
     command.add_argument("--timeout", type=float, default=5.0, help="seconds allowed per query (default 5)")
     command.add_argument("--out", required=True, help="folder for gold.sql, greedy.sql, sc@k.sql, candidates.jsonl, "

@@ -11,7 +11,7 @@ from pathlib import Path
 from .core import (ReasonForgeError, atomic_write_json, atomic_write_text, die_with_parent,
                               quiet_engine_noise, sha256_file, stable_hash)
 from .harvest import read_training_set
-from .models import heavy_lock
+from .models import compute_dtype, heavy_lock
 from .prompt import RESPONSE_PREFIX
 
 logger = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ class TrainSettings:
     gradient_checkpointing:bool=True # recompute activations in the backward pass to save memory
     group_by_length:bool=False # batch rows of similar length together (less padding; the order of batches stays random)
     load_in_4bit:bool=False # Unsloth only: 4-bit base weights (QLoRA); the merge reloads the base in full precision
-    dtype:str|None=None # "float32", "bfloat16", ...; None: bfloat16 on GPUs that support it, else float32
+    dtype:str|None=None # "auto" (bfloat16 on a GPU or a CPU with BF16), a dtype, or None (float32 on a CPU)
     save_steps:int|None=50 # checkpoint every this many steps (what a killed run resumes from); None: no checkpoints
     save_total_limit:int=2 # checkpoints kept
     logging_steps:int=1 # log the loss every this many steps
@@ -228,11 +228,11 @@ def _unsloth_error(what:str, error:BaseException)->ReasonForgeError:
 
 # %% ../nbs/09_train.ipynb #2d73e037
 def _torch_dtype(settings:TrainSettings):
-    "The dtype the trainable model is loaded in."
+    "The dtype the trainable model is loaded in, and computes in under autocast (`compute_dtype`'s rule)."
     import torch
-    if settings.dtype: return getattr(torch, settings.dtype)
-    if torch.cuda.is_available() and torch.cuda.is_bf16_supported(): return torch.bfloat16
-    return torch.float32
+    if not torch.cuda.is_available(): return getattr(torch, compute_dtype(settings.dtype, "cpu"))
+    if settings.dtype in (None, "auto"): return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
+    return getattr(torch, compute_dtype(settings.dtype, "cuda"))
 
 # %% ../nbs/09_train.ipynb #585a32a7
 def _load_for_training(base_model:Path, settings:TrainSettings):
@@ -418,7 +418,7 @@ def _run_training_job(job:dict):
         logging_steps=settings.logging_steps, save_strategy="steps" if settings.save_steps else "no",
         save_steps=settings.save_steps or 500, ddp_find_unused_parameters=False if settings.num_processes > 1 else None,
         save_total_limit=settings.save_total_limit, seed=settings.seed, data_seed=settings.seed,
-        bf16=_torch_dtype(settings) == torch.bfloat16 and torch.cuda.is_available(), fp16=False,
+        bf16=_torch_dtype(settings) == torch.bfloat16, fp16=False, # on a CPU too: autocast where it has BF16
         optim="adamw_torch", report_to="none", dataloader_num_workers=0, disable_tqdm=True,
         # an explicit False keeps Unsloth from turning it on
         **({} if settings.unsloth_optimizations else {"padding_free": False}))
