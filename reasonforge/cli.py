@@ -102,6 +102,7 @@ def _run_command(args)->int:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
         logging.getLogger("reasonforge").addHandler(handler)
+        logging.getLogger("reasonforge").setLevel(logging.INFO) # from the start: the model's conversion says so too
     outcome = run_loop(args.config, args.run_dir, args.reports_dir)
     print(f"run folder: {outcome.run_dir}\nreports: {outcome.reports}")
     if not outcome.ok: print(f"failed: {outcome.error}\nrun the same command again to resume", file=sys.stderr)

@@ -4,13 +4,14 @@
 
 # %% ../nbs/00_core.ipynb #57510a64
 from __future__ import annotations
-import contextlib, hashlib, json, logging, os, re, signal, sys, tempfile
+import contextlib, hashlib, json, logging, os, re, signal, sys, tempfile, time
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['FAULT_VARIABLE', 'RUNNER_VARIABLE', 'KNOWN_ENGINE_NOISE', 'KNOWN_ENGINE_WARNINGS', 'ReasonForgeError',
-           'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'sha256_file', 'stable_hash', 'cache_dir',
-           'fault_point', 'quiet_engine_noise', 'die_with_parent', 'progress_bar']
+__all__ = ['FAULT_VARIABLE', 'RUNNER_VARIABLE', 'KNOWN_ENGINE_NOISE', 'KNOWN_ENGINE_WARNINGS', 'PROGRESS_LOGGER',
+           'PROGRESS_EVERY', 'ReasonForgeError', 'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json',
+           'sha256_file', 'stable_hash', 'cache_dir', 'fault_point', 'quiet_engine_noise', 'die_with_parent',
+           'console_kept', 'console', 'progress_bar']
 
 # %% ../nbs/00_core.ipynb #f201ca7c
 class ReasonForgeError(Exception):
@@ -135,12 +136,70 @@ def die_with_parent(parent_pid:int|None=None, # the process this one must not ou
             ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL) # 1 = PR_SET_PDEATHSIG
     if os.getppid() != parent_pid: os._exit(1) # the parent died before the request was made
 
-# %% ../nbs/00_core.ipynb #e958a825
+# %% ../nbs/00_core.ipynb #d0971bee
+PROGRESS_LOGGER = "reasonforge.progress" # a report kernel's progress lines go to run.log through it
+PROGRESS_EVERY = 30.0 # seconds between the lines of a bar that is not on a terminal (a log, a pipe, CI)
+# a bar as one line of text: no bar glyphs
+_LINE_FORMAT = "{desc}: {percentage:3.0f}% {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}{postfix}]"
+_CONSOLES:list = [] # the streams that active `console_kept` blocks name, outermost first
+
+# %% ../nbs/00_core.ipynb #e6990301
+@contextlib.contextmanager
+def console_kept(stream, # the console: where fd 2 wrote before a redirect
+                ):
+    "Within the block, progress bars draw on `stream` (the outermost block's stream wins)."
+    _CONSOLES.append(stream)
+    try: yield stream
+    finally: _CONSOLES.remove(stream)
+
+# %% ../nbs/00_core.ipynb #1eba30a4
+def console():
+    "Where this process's progress bars draw: the stream of the outermost `console_kept` block, else `sys.stderr`."
+    return _CONSOLES[0] if _CONSOLES else sys.stderr
+
+# %% ../nbs/00_core.ipynb #8fe9ba86
+class _Lines:
+    "A file for tqdm that passes on each refresh as one whole line (no carriage returns) when its count changed."
+    def __init__(self, emit): self.emit, self.last = emit, None
+    def write(self, text:str):
+        for line in re.split(r"[\r\n]+", text):
+            state = (line := line.rstrip()).rsplit(" [", 1)[0] # what is done, without the clock and the rate
+            if line and state != self.last: self.last = state; self.emit(line)
+    def flush(self): pass
+
+# %% ../nbs/00_core.ipynb #031acc77
+def _on_terminal(stream)->bool:
+    "Whether `stream` is a terminal (a closed or file-less stream is not)."
+    try: return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError): return False
+
+def _has_width(stream)->bool:
+    "Whether a terminal says how wide it is (a pseudo-terminal may say 0 × 0, and tqdm then draws nothing)."
+    try: return os.get_terminal_size(stream.fileno()).columns > 0
+    except (AttributeError, ValueError, OSError): return False
+
+# %% ../nbs/00_core.ipynb #d0adbc5f
+def _console_lines(stream):
+    "An `emit` printing a progress line on `stream` as the command line prints its log lines (clock, level, logger)."
+    def emit(line:str): print(f"{time.strftime('%H:%M:%S')} INFO {PROGRESS_LOGGER}: {line}", file=stream, flush=True)
+    return emit
+
+# %% ../nbs/00_core.ipynb #7b46b860
 def progress_bar(total:int, # units of work
                  desc:str, # what is being done
                  unit:str="prompt", # what one unit is
                  disable:bool=False, # no bar (e.g. nothing to do)
+                 initial:int=0, # units already done (a resumed training)
+                 every:float|None=None, # seconds between the lines of a bar not on a terminal (None: PROGRESS_EVERY)
                 ):
-    "A tqdm bar on stderr: done out of `total`, the rate and the time left."
+    ("A tqdm bar (done of `total`, rate, time left) where the user sees it: in a report kernel as lines of run.log, "
+     "else on `console()`, in place on a terminal and as a line every `every` s elsewhere.")
     from tqdm import tqdm
-    return tqdm(total=total, desc=desc, unit=unit, disable=disable, file=sys.stderr, dynamic_ncols=True)
+    options = dict(total=total, desc=desc, unit=unit, initial=initial, disable=disable or not total)
+    if os.environ.get(RUNNER_VARIABLE): emit = logging.getLogger(PROGRESS_LOGGER).info # the runner echoes them
+    elif _on_terminal(stream := console()): # in place; a terminal that does not say its size is taken as 80 × 24
+        return tqdm(file=stream, **(dict(dynamic_ncols=True) if _has_width(stream) else dict(ncols=80, nrows=24)),
+                    **options)
+    else: emit = _console_lines(stream)
+    every = PROGRESS_EVERY if every is None else every
+    return tqdm(file=_Lines(emit), bar_format=_LINE_FORMAT, mininterval=every, maxinterval=every, **options)

@@ -8,7 +8,7 @@ import contextlib, dataclasses, functools, json, logging, os, re, shutil, signal
 from dataclasses import dataclass
 from pathlib import Path
 
-from .core import _DropMessages, RUNNER_VARIABLE, ReasonForgeError, atomic_write_json
+from .core import _DropMessages, PROGRESS_LOGGER, RUNNER_VARIABLE, ReasonForgeError, atomic_write_json
 from .data import SPLIT_FILES
 from .generate import SampledQuestion
 from .score import decodings, question_prompts, score_model, start_engine, verify_groups
@@ -78,9 +78,10 @@ def _messages_for(run:Run, question)->list:
 
 # %% ../nbs/13_loop.ipynb #965742fc
 def _engine(run:Run, model:Path, cache:Path):
-    "A sampling backend for `model` as the run's `engine` section configures it (`reasonforge.score.start_engine`)."
+    ("A sampling backend for `model` as the run's `engine` section configures it (`reasonforge.score.start_engine`), "
+     "with a progress bar.")
     options = {key: value for key, value in dataclasses.asdict(run.config.engine).items() if key != "backend"}
-    return start_engine(model, run.config.engine.backend, cache, **options)
+    return start_engine(model, run.config.engine.backend, cache, progress=True, **options)
 
 # %% ../nbs/13_loop.ipynb #e79b0d81
 def _scoring(run:Run)->dict:
@@ -343,12 +344,13 @@ _RUN_LOG_LINE = re.compile(r"^\S+ (\d\d:\d\d:\d\d),\d+ (\d+) (\S+) (\w+): (.*)$"
 def console_line(line:str, # a line of `run.log`
                  own_pid:int, # the runner's pid: its lines are on the console already
                 )->str|None:
-    "The console form of another process's stage line or warning in `run.log`, else None."
+    "The console form of another process's stage line, progress line or warning in `run.log`, else None."
     found = _RUN_LOG_LINE.match(line.rstrip("\n"))
     if not found: return None
     clock, pid, name, level, message = found.groups()
     if int(pid) == own_pid: return None
-    if level in ("WARNING", "ERROR", "CRITICAL") or (name == "reasonforge.run_folder" and message.startswith("stage ")):
+    if (level in ("WARNING", "ERROR", "CRITICAL") or name == PROGRESS_LOGGER
+        or (name == "reasonforge.run_folder" and message.startswith("stage "))):
         return f"{clock} {level} {name}: {message}"
     return None
 
@@ -358,7 +360,7 @@ def echo_run_log(path:str|Path, # the run's `run.log`
                  stream=None, # where to echo (default: sys.stderr)
                  interval:float=1.0, # seconds between looks
                 ):
-    "While the block runs, echo other processes' stage lines and warnings that reach `path` (see `console_line`)."
+    "While the block runs, echo the stage lines, progress lines and warnings of other processes that reach `path`."
     path, stop = Path(path), threading.Event()
     offset = path.stat().st_size if path.is_file() else 0
     def follow():

@@ -159,6 +159,17 @@ def _write_generation_config(folder:Path, config:dict, tokenizer):
     atomic_write_json(folder/"generation_config.json", {"bos_token_id": config.get("bos_token_id"), "eos_token_id": eos,
                                                         "pad_token_id": config.get("pad_token_id")})
 
+# %% ../nbs/04_models.ipynb #ad93bc92
+@contextlib.contextmanager
+def _no_transformers_bars():
+    "Turn transformers' progress bars (its \"Loading weights\" bar) off for a block, then back as they were."
+    from transformers.utils import logging as transformers_logging
+    was_on = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()
+    try: yield
+    finally:
+        if was_on: transformers_logging.enable_progress_bar()
+
 # %% ../nbs/04_models.ipynb #8e7e3c84
 def convert_gguf(gguf_file:str|Path, # a GGUF model file
                  folder:str|Path, # the Hugging Face folder to create (replaced if incomplete)
@@ -180,8 +191,8 @@ def convert_gguf(gguf_file:str|Path, # a GGUF model file
         torch_dtype = getattr(torch, dtype)
         logging.getLogger(__name__).info("converting %s to a Hugging Face folder (about a minute, once)",
                                          gguf_file.name)
-        # a bar per tensor floods a log
-        with mock.patch.object(gguf_loading, "tqdm", functools.partial(tqdm, disable=True)):
+        # a bar per tensor floods a log, and transformers' "Loading weights" bar says nothing about the conversion
+        with mock.patch.object(gguf_loading, "tqdm", functools.partial(tqdm, disable=True)), _no_transformers_bars():
             model = AutoModelForCausalLM.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name, dtype=torch_dtype)
         tokenizer = AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name)
         config = model.config.to_dict()

@@ -10,7 +10,8 @@ from pathlib import Path
 import yaml
 from fastcore.basics import patch
 
-from .core import ReasonForgeError, atomic_write_json, atomic_write_text, fault_point, sha256_file
+from .core import (ReasonForgeError, atomic_write_json, atomic_write_text, console_kept, fault_point,
+                              sha256_file)
 from .predict import choose_questions
 from .config import (RunConfig, SubsetConfig, config_differences, config_from_dict,
                                 config_to_dict, read_config)
@@ -71,24 +72,38 @@ def _append_stage_log(run_dir:Path, info:dict):
         log.write(("\n" if torn else "")
                   + json.dumps({key: info[key] for key in ("stage", "wall_s", "attempts", "finished")}) + "\n")
 
-# %% ../nbs/13b_run_folder.ipynb #0eb55a98
+# %% ../nbs/13b_run_folder.ipynb #3952df27
+def _console_copy(fd2_copy:int, # a duplicate of fd 2, taken before the redirect
+                 ):
+    ("The console for progress bars while fd 2 points at a log: a stream on another duplicate of fd 2, "
+     "or `sys.stderr` itself where it does not write to fd 2 (a notebook's, a test's capture).")
+    try: writes_fd2 = sys.stderr.fileno() == 2
+    except (AttributeError, OSError, ValueError): writes_fd2 = False
+    if not writes_fd2: return sys.stderr
+    return open(os.dup(fd2_copy), "w", buffering=1, encoding="utf-8", errors="replace")
+
+# %% ../nbs/13b_run_folder.ipynb #1cbca079
 @contextlib.contextmanager
 def output_to(path:str|Path, # log file (appended)
              ):
-    "Send this process's file-level stdout and stderr, and so its children's, to a file for a block."
+    ("Send this process's file-level stdout and stderr, and so its children's, to a file for a block "
+     "(progress bars keep the console).")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception): stream.flush()
     saved = os.dup(1), os.dup(2)
+    kept = _console_copy(saved[1])
     with open(path, "ab") as log:
         os.dup2(log.fileno(), 1); os.dup2(log.fileno(), 2)
-    try: yield path
+    try:
+        with console_kept(kept): yield path
     finally:
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception): stream.flush()
         os.dup2(saved[0], 1); os.dup2(saved[1], 2)
         os.close(saved[0]); os.close(saved[1])
+        if kept is not sys.stderr: kept.close()
 
 # %% ../nbs/13b_run_folder.ipynb #d1ce758e
 # outputs up to this size get a SHA-256 in stage.json; bigger ones (merged weights) the hash of their ends

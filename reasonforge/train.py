@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, asdict
 from pathlib import Path
 
 from .core import (ReasonForgeError, atomic_write_json, atomic_write_text, die_with_parent,
-                              quiet_engine_noise, sha256_file, stable_hash)
+                              progress_bar, quiet_engine_noise, sha256_file, stable_hash)
 from .harvest import read_training_set
 from .models import compute_dtype, heavy_lock
 from .prompt import RESPONSE_PREFIX
@@ -18,9 +18,10 @@ logger = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['logger', 'BACKENDS', 'LORA_TARGET_MODULES', 'CHATML_TEMPLATE', 'IGNORE_INDEX', 'TRAINING_PACKAGES',
-           'USER_ERROR_EXIT_CODE', 'PARENT_VARIABLE', 'TrainSettings', 'build_tiny_model', 'tokenize_row',
-           'tokenize_rows', 'library_versions', 'merge_lora', 'last_complete_checkpoint', 'run_training_job',
-           'training_launch_command', 'start_training', 'wait_for_training', 'train_lora']
+           'TRAINING_PROGRESS', 'USER_ERROR_EXIT_CODE', 'PARENT_VARIABLE', 'TrainSettings', 'build_tiny_model',
+           'tokenize_row', 'tokenize_rows', 'library_versions', 'completion_loss', 'read_training_progress',
+           'merge_lora', 'last_complete_checkpoint', 'run_training_job', 'training_launch_command', 'start_training',
+           'follow_training', 'wait_for_training', 'train_lora']
 
 # %% ../nbs/09_train.ipynb #c42e3009
 BACKENDS = ("unsloth", "peft")
@@ -270,20 +271,35 @@ def _load_for_training(base_model:Path, settings:TrainSettings):
                         target_modules=list(settings.target_modules), bias="none", task_type="CAUSAL_LM")
     return get_peft_model(model, config), tokenizer
 
+# %% ../nbs/09_train.ipynb #259ca540
+def completion_loss(model, # the trainable causal LM (a PEFT model or a plain one)
+                    inputs:dict, # a training batch: input_ids, labels (IGNORE_INDEX on the prompt), attention_mask, ...
+                    num_items_in_batch=None, # labelled tokens in the whole optimizer step (the trainer's count)
+                   ):
+    "Causal-LM cross-entropy with the vocabulary projection applied only where the next token is labelled."
+    import torch.nn.functional as F
+    causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+    labels = inputs["labels"]
+    decoder_inputs = {key: value for key, value in inputs.items() if key != "labels"}
+    hidden = causal_lm.model(**decoder_inputs, use_cache=False).last_hidden_state
+    targets = labels[:, 1:]
+    scored = targets != IGNORE_INDEX
+    logits = causal_lm.lm_head(hidden[:, :-1][scored])
+    total = F.cross_entropy(logits.float(), targets[scored], reduction="sum")
+    return total / (num_items_in_batch if num_items_in_batch is not None else scored.sum().clamp(min=1))
+
 # %% ../nbs/09_train.ipynb #66b80441
 def _trainer_class(settings:TrainSettings):
-    "TRL's SFTTrainer, with the model's own loss where TRL's Triton loss kernel cannot run (CPU, plain PEFT)."
+    "TRL's SFTTrainer; on a CPU with `completion_loss` (TRL's fused loss needs a GPU, and the prompt needs no logits)."
     import torch
     from trl import SFTTrainer
-    if settings.backend == "unsloth" or torch.cuda.is_available(): return SFTTrainer
-    from transformers import Trainer
+    if torch.cuda.is_available(): return SFTTrainer
 
     class CPUSFTTrainer(SFTTrainer):
-        "SFTTrainer computing the model's own cross-entropy (TRL's fused loss needs a GPU)."
+        "SFTTrainer computing `completion_loss`."
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            inputs["use_cache"] = False
-            return Trainer.compute_loss(self, model, inputs, return_outputs=return_outputs,
-                                        num_items_in_batch=num_items_in_batch)
+            loss = completion_loss(model, inputs, num_items_in_batch)
+            return (loss, None) if return_outputs else loss
     return CPUSFTTrainer
 
 # %% ../nbs/09_train.ipynb #4868e76a
@@ -314,6 +330,39 @@ def _step_timer(counter:_CountingCollator, batches_per_step:int):
                                "learning_rate": self.learning_rate})
             self.last = now
     return StepTimer()
+
+# %% ../nbs/09_train.ipynb #5e14282c
+TRAINING_PROGRESS = "training_progress.json" # {"start", "step", "total"}: written by the training child for its parent
+
+# %% ../nbs/09_train.ipynb #81493292
+def read_training_progress(output_dir:str|Path, # a training's output folder
+                          )->dict|None:
+    "The training child's progress (`start`, `step`, `total` optimizer steps), or None before it writes any."
+    try:
+        progress = json.loads((Path(output_dir)/TRAINING_PROGRESS).read_text())
+        return {key: int(progress[key]) for key in ("start", "step", "total")}
+    except (OSError, ValueError, KeyError, TypeError): return None
+
+# %% ../nbs/09_train.ipynb #ff77f6ea
+def _progress_recorder(path:Path, # the progress file (`TRAINING_PROGRESS` in the output folder)
+                       every:float=1.0, # seconds between writes (the first and the last are always written)
+                      ):
+    "A trainer callback writing the optimizer steps done of the total to `path`, for the parent's progress bar."
+    from transformers import TrainerCallback
+
+    class ProgressRecorder(TrainerCallback):
+        "Steps done of the total, from the step training started at (the checkpoint's, when resumed)."
+        def __init__(self): self.start, self.written = None, 0.0
+        def record(self, state, force:bool):
+            if not getattr(state, "is_world_process_zero", True): return # one DDP process writes it
+            if self.start is None: self.start = state.global_step
+            if not force and time.time() - self.written < every: return
+            atomic_write_json(path, {"start": self.start, "step": state.global_step, "total": state.max_steps})
+            self.written = time.time()
+        def on_train_begin(self, args, state, control, **kwargs): self.record(state, True)
+        def on_step_end(self, args, state, control, **kwargs): self.record(state, False)
+        def on_train_end(self, args, state, control, **kwargs): self.record(state, True)
+    return ProgressRecorder()
 
 # %% ../nbs/09_train.ipynb #68cec83c
 def _umask_modes(folder:Path):
@@ -426,6 +475,7 @@ def _run_training_job(job:dict):
                                        processing_class=tokenizer)
     trainer.data_collator = counter = _CountingCollator(trainer.data_collator)
     trainer.add_callback(timer := _step_timer(counter, settings.gradient_accumulation_steps))
+    trainer.add_callback(_progress_recorder(output_dir/TRAINING_PROGRESS)) # the parent's progress bar reads it
     started = time.time()
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     train_seconds = time.time() - started
@@ -528,7 +578,8 @@ def start_training(base_model:str|Path, # the base model's Hugging Face folder (
         raise ReasonForgeError(f"{output_dir/'checkpoints'} holds checkpoints of a different job (other base weights, "
                                f"data or settings); delete it or choose another output folder")
     atomic_write_json(previous, job)
-    for stale in ("training_info.json", "train_error.json"): (output_dir/stale).unlink(missing_ok=True)
+    for stale in ("training_info.json", "train_error.json", TRAINING_PROGRESS):
+        (output_dir/stale).unlink(missing_ok=True)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1",
            PARENT_VARIABLE: str(os.getpid())}
     command = training_launch_command(previous, settings)
@@ -544,13 +595,33 @@ def start_training(base_model:str|Path, # the base model's Hugging Face folder (
                 settings.num_processes, "es" if settings.num_processes > 1 else "", output_dir)
     return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
 
+# %% ../nbs/09_train.ipynb #d3725c66
+def follow_training(process:subprocess.Popen, # a training child (`start_training`)
+                    output_dir:str|Path, # its output folder
+                    poll:float=1.0, # seconds between looks at its progress file
+                   )->int:
+    "Wait for a training child while a `progress_bar` of its optimizer steps follows its progress file; its exit code."
+    bar = None
+    try:
+        while True:
+            code = process.poll()
+            if (progress := read_training_progress(output_dir)) is not None:
+                if bar is None: bar = progress_bar(progress["total"], "training", "step", initial=progress["start"])
+                bar.update(max(progress["step"] - bar.n, 0))
+            if code is not None: return code
+            time.sleep(poll)
+    finally:
+        if bar is not None: bar.close()
+        (Path(output_dir)/TRAINING_PROGRESS).unlink(missing_ok=True) # it served the bar
+
 # %% ../nbs/09_train.ipynb #ad654a73
 def wait_for_training(process:subprocess.Popen, # from `start_training`
                       output_dir:str|Path, # the same output folder
                      )->dict:
-    "Wait for a training child and return its training info; its user errors are raised as `ReasonForgeError`."
+    ("Wait for a training child, showing its steps (`follow_training`), and return its training info; "
+     "its user errors are raised as `ReasonForgeError`.")
     output_dir = Path(output_dir)
-    code = process.wait()
+    code = follow_training(process, output_dir)
     error_file = output_dir/"train_error.json"
     # written by this run (start_training removes an old one); a DDP launcher exits 1, not 3
     if code != 0 and error_file.exists():

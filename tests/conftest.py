@@ -21,7 +21,8 @@ ENGINE_TESTS_BY_NAME = {"test_transformers_greedy_answers_a_real_question",
                         "test_predict_on_the_embedded_model_then_resumes_from_its_cache",
                         "test_sharded_equals_unsharded_and_a_dead_replica_resumes", "test_replicas_must_sample_alike",
                         "test_torn_predictions_of_a_finished_iteration_are_redone",
-                        "test_every_kind_of_damage_heals_like_the_undamaged_run", "test_retrain_chain_on_the_embedded_model"}
+                        "test_every_kind_of_damage_heals_like_the_undamaged_run", "test_retrain_chain_on_the_embedded_model",
+                        "test_converting_the_default_model_prints_nothing"}
 ENGINE_NOTEBOOKS = {"04_models.ipynb", "05_generate.ipynb", "05a_engines.ipynb", "09_train.ipynb", "walkthrough.ipynb"}
 
 needs_engines = pytest.mark.skipif(not ENGINE_TESTS, reason="starts vLLM/Unsloth/the real model: REASONFORGE_ENGINE_TESTS=0")

@@ -147,7 +147,8 @@ def test_benchmark_figures_use_the_same_steps():
     assert figures["tokens_per_second_mean"] == 600 / 6 and figures["tokens_per_second_median"] == 100.0
 
 
-def test_a_killed_run_resumes_from_its_last_checkpoint(tiny, tmp_path):
+def test_a_killed_run_resumes_from_its_last_checkpoint(tiny, tmp_path, capsys, monkeypatch):
+    import re
     from safetensors.torch import load_file
     model, data = tiny
     run = settings(max_steps=8, merge=False)
@@ -162,8 +163,14 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tiny, tmp_path):
     assert not (tmp_path/"killed"/"training_info.json").exists()
     (tmp_path/"killed"/"checkpoints"/"checkpoint-7").mkdir()  # as if killed while writing a checkpoint
     (tmp_path/"killed"/"checkpoints"/"checkpoint-7"/"adapter_config.json").write_text("{")
+    monkeypatch.setattr("reasonforge.core.PROGRESS_EVERY", 0)  # every change of the bar is a line
+    capsys.readouterr()
     resumed = train_lora(model, data, tmp_path/"killed", run)
     assert resumed["resumed_from"] in ("checkpoint-2", "checkpoint-4", "checkpoint-6")
+    bar = [int(found[1]) for line in capsys.readouterr().err.splitlines()
+           if (found := re.search(r"INFO reasonforge\.progress: training: +\d+% (\d+)/8 ", line))]
+    assert bar[0] == int(resumed["resumed_from"].split("-")[1]) and bar[-1] == 8, bar  # from the step it resumed at
+    assert not (tmp_path/"killed"/"training_progress.json").exists()
     assert resumed["global_step"] == 8 and resumed["steps_this_run"] < 8
     assert [e["step"] for e in resumed["losses"]] == list(range(1, 9))
     assert [e["loss"] for e in resumed["losses"]] == pytest.approx([e["loss"] for e in reference["losses"]], rel=1e-4)

