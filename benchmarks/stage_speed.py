@@ -22,7 +22,7 @@ that tree's run does (its own `configs/study-cpu.yaml` engine and training secti
 `--results`) writes it into `benchmarks/RESULTS.md`.
 """
 from __future__ import annotations
-import argparse, dataclasses, json, math, os, platform, random, re, statistics, subprocess, sys, tempfile, time
+import argparse, dataclasses, json, math, os, platform, random, re, shutil, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
 
 STUDY_CONFIG = "configs/study-cpu.yaml"
@@ -90,7 +90,7 @@ def engine_options(config)->dict:
     return {k: v for k, v in dataclasses.asdict(config.engine).items() if k != "backend" and v is not None}
 
 
-def stage_eval(spider:Path, scratch:Path, subset:int|None, dtype:str|None)->dict:
+def stage_eval(spider:Path, scratch:Path, subset:int|None, dtype:str|None, keep:str|None=None)->dict:
     "`reasonforge predict` greedy on dev: wall seconds, accuracy, per-question verdicts and the engine's figures."
     out = scratch/f"eval-{dtype or 'default'}"
     command = [sys.executable, "-c", "import sys; from reasonforge.cli import main; sys.exit(main())", "predict",
@@ -100,6 +100,7 @@ def stage_eval(spider:Path, scratch:Path, subset:int|None, dtype:str|None)->dict
     finished = subprocess.run(command, capture_output=True, text=True, cwd=tree_root()) # `-c` imports the tree's library
     seconds = time.perf_counter() - started
     if finished.returncode: raise SystemExit(f"predict failed:\n{finished.stderr[-3000:]}")
+    if keep: shutil.copytree(out, Path(keep)/f"eval-{dtype or 'default'}", ignore=shutil.ignore_patterns("cache"), dirs_exist_ok=True)
     report = json.loads((out/"report.json").read_text())
     examples = [e for e in report["examples"] if not e.get("excluded")]
     engine = report.get("settings", {}).get("engine", {})
@@ -161,6 +162,63 @@ def stage_train(scratch:Path, steps:int, dtype:str|None)->dict:
                                                             "gradient_checkpointing", "group_by_length", "max_length")}}
 
 
+PHASES_SCRIPT = """
+import json, sys, time
+from pathlib import Path
+from reasonforge.train import TrainSettings, _import_unsloth, _load_for_training, tokenize_rows
+from reasonforge.harvest import read_training_set
+job = json.loads(sys.argv[1])
+settings = TrainSettings(**job["settings"])
+if settings.backend == "unsloth": _import_unsloth()
+import torch
+model, tokenizer = _load_for_training(Path(job["model"]), settings)
+examples, _ = tokenize_rows(read_training_set(job["rows"]), tokenizer, settings.max_length)
+trainable = [p for p in model.parameters() if p.requires_grad]
+optimizer = torch.optim.AdamW(trainable, lr=1e-4)
+bf16 = next(model.parameters()).dtype == torch.bfloat16
+size, times = settings.per_device_batch_size, []
+for step in range(job["steps"]):
+    batch = examples[step * size:(step + 1) * size]
+    longest = max(len(e["input_ids"]) for e in batch)
+    pad = lambda values, fill: [v + [fill] * (longest - len(v)) for v in values]
+    ids = torch.tensor(pad([e["input_ids"] for e in batch], tokenizer.pad_token_id or 0))
+    labels = torch.tensor(pad([e["labels"] for e in batch], -100))
+    mask = torch.tensor(pad([[1] * len(e["input_ids"]) for e in batch], 0))
+    started = time.perf_counter()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+    forward = time.perf_counter()
+    loss.backward()
+    backward = time.perf_counter()
+    optimizer.step(); optimizer.zero_grad()
+    done = time.perf_counter()
+    times.append({"tokens": int(mask.sum()), "forward": forward - started, "backward": backward - forward,
+                  "optimizer": done - backward})
+print("PHASES " + json.dumps(times))
+"""
+
+
+def stage_phases(scratch:Path, steps:int, dtype:str|None)->dict:
+    "Seconds in forward, backward and optimizer per pass of `per_device_batch_size` rows, the model loaded as training loads it."
+    sys.path.insert(0, str(Path(__file__).parent))
+    from training_throughput import default_run_rows
+    from reasonforge.harvest import write_training_set
+    config, model_dir, rows = default_run_rows(tree_root()/STUDY_CONFIG, scratch/"phase-rows")
+    settings = dataclasses.replace(config.training, **({"dtype": dtype} if dtype else {}))
+    data = write_training_set(rows, {"rows": len(rows)}, scratch/"phases.jsonl")
+    job = {"settings": dataclasses.asdict(settings), "model": str(model_dir), "rows": str(data), "steps": steps + 1}
+    finished = subprocess.run([sys.executable, "-c", PHASES_SCRIPT, json.dumps(job)], capture_output=True, text=True,
+                              cwd=tree_root())
+    line = next((l.split("PHASES ", 1)[1] for l in finished.stdout.splitlines() if "PHASES " in l), None)
+    if line is None: raise SystemExit(f"phase profile failed:\n{finished.stderr[-3000:]}")
+    later = json.loads(line)[1:]  # the first pass carries one-off costs
+    total = {key: sum(t[key] for t in later) for key in ("tokens", "forward", "backward", "optimizer")}
+    seconds = total["forward"] + total["backward"] + total["optimizer"]
+    return {"passes": len(later), "rows_per_pass": settings.per_device_batch_size, "tokens_per_pass": round(total["tokens"] / len(later)),
+            "seconds_per_pass": round(seconds / len(later), 2), "tokens_per_second": round(total["tokens"] / seconds, 1),
+            **{f"{key}_share": round(total[key] / seconds, 3) for key in ("forward", "backward", "optimizer")}}
+
+
 def measure(args)->dict:
     "Every stage asked for, on this tree, in order."
     from reasonforge.data import find_spider_dir
@@ -168,7 +226,11 @@ def measure(args)->dict:
     root = tree_root()
     result = {"label": args.label, "tree": tree_commit(root), "date": time.strftime("%Y-%m-%d %H:%M"), "cpu": cpu_description(),
               "load_before": round(os.getloadavg()[0], 2), "stages": {}}
-    print(json.dumps({k: result[k] for k in ("label", "tree", "cpu", "load_before")}), flush=True)
+    try:  # what the tree's default stages compute in here (its configs and predict ask for `auto`)
+        from reasonforge.models import compute_dtype
+        result["default_dtype"] = compute_dtype("auto")
+    except ImportError: result["default_dtype"] = "float32"  # trees before `dtype: auto` computed in float32 on a CPU
+    print(json.dumps({k: result[k] for k in ("label", "tree", "cpu", "load_before", "default_dtype")}), flush=True)
     result["floor"] = machine_floor()
     print(json.dumps(result["floor"]), flush=True)
     with tempfile.TemporaryDirectory(prefix="rf-stage-speed-") as scratch:
@@ -176,10 +238,11 @@ def measure(args)->dict:
         for stage in args.stages:
             name, _, dtype = stage.partition(":")  # e.g. eval:float32, the stage with that dtype forced
             started = time.perf_counter()
-            if name == "eval": figures = stage_eval(spider, scratch, args.dev_subset, dtype or None)
+            if name == "eval": figures = stage_eval(spider, scratch, args.dev_subset, dtype or None, args.keep)
             elif name == "sample": figures = stage_sample(spider, scratch, args.train_questions, dtype or None)
             elif name == "train": figures = stage_train(scratch, args.train_steps, dtype or None)
-            else: raise SystemExit(f"unknown stage {stage!r}: eval, sample or train (optionally :dtype)")
+            elif name == "phases": figures = stage_phases(scratch, 3, dtype or None)
+            else: raise SystemExit(f"unknown stage {stage!r}: eval, sample, train or phases (optionally :dtype)")
             figures["stage_wall_seconds"] = round(time.perf_counter() - started, 1)
             figures["load_after"] = round(os.getloadavg()[0], 2)
             result["stages"][stage] = figures
@@ -199,22 +262,64 @@ def mcnemar_exact(before:dict, after:dict)->dict:
             "gained": gained, "lost": lost, "p_value": p}
 
 
+DECODER_PARAMS, VOCAB_PARAMS = 358e6, 136e6  # Qwen2.5-0.5B: 24 decoder layers; the tied 151,936 × 896 vocabulary projection
+
+
+def floor_seconds(figures:dict, gflops:float)->float|None:
+    "The stage's matrix-product work divided by the measured GFLOP/s: its floor on this machine (attention left out)."
+    counters = figures.get("engine", {}).get("engine_counters")
+    if counters:  # a prefill token runs the decoder; a generated token the decoder and the vocabulary projection
+        prefill = counters["prompt_tokens"] - counters["prompt_tokens_cached"]
+        return (2 * DECODER_PARAMS * prefill + 2 * (DECODER_PARAMS + VOCAB_PARAMS) * counters["generated_tokens"]) / (gflops * 1e9)
+    if "tokens_per_step" in figures:  # forward, and the backward pass's input gradients (frozen weights get none)
+        return 4 * DECODER_PARAMS * figures["tokens_per_step"] / (gflops * 1e9)
+    return None
+
+
+def profile_lines(measurement:dict)->list[str]:
+    "Where each stage's time went: tokens computed against cached, steps, rates, and the distance from the floor."
+    lines = [f"| {measurement['label']}: stage | prompt tokens (cached) | generated | engine steps (tokens a step) | "
+             "seconds | floor s | × floor |", "|---|---|---|---|---|---|---|"]
+    for stage, figures in measurement["stages"].items():
+        dtype = stage.partition(":")[2] or figures.get("dtype") or measurement.get("default_dtype", "float32")
+        gflops = measurement["floor"][f"matmul_gflops_{'bfloat16' if 'bfloat16' in dtype else 'float32'}"]
+        counters = figures.get("engine", {}).get("engine_counters")
+        if counters:
+            seconds = figures["engine"]["seconds"]
+            cached = f"{counters['prompt_tokens']:,} ({counters['prompt_tokens_cached'] / counters['prompt_tokens']:.0%})"
+            steps = f"{counters['engine_steps']:,} ({counters['step_tokens'] / max(counters['engine_steps'], 1):.0f})"
+            generated = f"{counters['generated_tokens']:,}"
+        elif "seconds_per_step" in figures:
+            seconds, cached, steps, generated = figures["seconds_per_step"], f"{figures['tokens_per_step']:,} a step", "–", "–"
+        else: continue
+        floor = floor_seconds(figures, gflops)
+        lines.append(f"| {stage} | {cached} | {generated} | {steps} | {seconds} | {floor:.0f} | {seconds / floor:.2f} |"
+                     if floor else f"| {stage} | {cached} | {generated} | {steps} | {seconds} | – | – |")
+    return lines
+
+
 def compare(paths:list[str], results:str|None):
-    "One table of two measurements with the ratios, and the paired test of the greedy verdicts."
+    "One table of two measurements with the ratios, where each stage's time goes, and the paired tests of the verdicts."
     before, after = (json.loads(Path(p).read_text()) for p in paths)
+    cpu, floor = after["cpu"], after["floor"]
     lines = [f"Measured {before['date']} (`{before['tree']}`) and {after['date']} (`{after['tree']}`) on one machine: "
-             f"{after['cpu']['model']}, {after['cpu']['cores']} cores, flags {', '.join(after['cpu']['flags']) or 'none of interest'}, "
-             f"{after['cpu']['memory_gib']} GiB; measured floor: matmul {after['floor']['matmul_gflops_float32']} GFLOP/s float32, "
-             f"{after['floor']['matmul_gflops_bfloat16']} bfloat16, memory read {after['floor']['memory_read_gbs']} GB/s.", "",
+             f"{cpu['model']}, {cpu['cores']} cores, flags {', '.join(cpu['flags']) or 'none of interest'}, {cpu['memory_gib']} GiB; "
+             f"measured there: matmul {floor['matmul_gflops_float32']} GFLOP/s float32, {floor['matmul_gflops_bfloat16']} bfloat16, "
+             f"memory read {floor['memory_read_gbs']} GB/s.", "",
              f"| stage | figure | {before['label']} | {after['label']} | ratio |", "|---|---|---|---|---|"]
-    rows = [("eval", "seconds", False), ("eval", "seconds_per_question", False), ("sample", "questions_per_minute", True),
-            ("sample", "tokens_per_second", True), ("train", "tokens_per_second", True), ("train", "seconds_per_step", False)]
+    rows = [("eval", "seconds", False), ("eval", "accuracy", None), ("sample", "questions_per_minute", True),
+            ("sample", "tokens_per_second", True), ("train", "tokens_per_second", True), ("train", "seconds_per_step", False),
+            ("phases", "tokens_per_second", True)]
     for stage in sorted(set(before["stages"]) | set(after["stages"])):
-        for name, figure, higher in rows:
-            if stage.partition(":")[0] != name: continue
-            b, a = before["stages"].get(stage, {}).get(figure), after["stages"].get(stage, {}).get(figure)
-            ratio = f"{(a / b if higher else b / a):.2f}×" if a and b else "–"
-            lines.append(f"| {stage} | {figure} | {b if b is not None else '–'} | {a if a is not None else '–'} | {ratio} |")
+        name = stage.partition(":")[0]
+        for row_name, figure, higher in rows:
+            if name != row_name: continue
+            b = before["stages"].get(name, {}).get(figure)  # the before tree ran each stage once, in its own dtype
+            a = after["stages"].get(stage, {}).get(figure)
+            ratio = "–" if higher is None or not (a and b) else f"{(a / b if higher else b / a):.2f}×"
+            shown = lambda v: "–" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
+            lines.append(f"| {stage} | {figure} | {shown(b)} | {shown(a)} | {ratio} |")
+    lines += ["", *profile_lines(after), "", *profile_lines(before)]
     for stage in after["stages"]:
         if stage.startswith("eval") and "verdicts" in after["stages"][stage] and "eval" in before["stages"]:
             test = mcnemar_exact(before["stages"]["eval"]["verdicts"], after["stages"][stage]["verdicts"])
@@ -233,11 +338,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--label", default="this tree", help="name of this measurement in the comparison")
     parser.add_argument("--stages", nargs="+", default=["eval", "sample", "train"],
-                        help="eval, sample, train; STAGE:DTYPE forces a compute type (e.g. eval:float32)")
+                        help="eval, sample, train, phases (training's forward/backward/optimizer split); STAGE:DTYPE forces a compute type (e.g. eval:float32)")
     parser.add_argument("--dev-subset", type=int, default=None, help="eval: a seeded sample of dev (default: all usable)")
     parser.add_argument("--train-questions", type=int, default=96, help="sample: the study's train questions (default 96)")
     parser.add_argument("--train-steps", type=int, default=6, help="train: optimizer steps (default 6; the first is not counted)")
     parser.add_argument("--spider-dir", default=None, help="Spider folder (default: $REASONFORGE_SPIDER_DIR)")
+    parser.add_argument("--keep", default=None, help="eval: copy predict's output folder (predictions, report) here")
     parser.add_argument("--json", default=None, help="write the figures here (written after every stage)")
     parser.add_argument("--compare", nargs=2, metavar=("BEFORE", "AFTER"), help="compare two --json files instead")
     parser.add_argument("--results", default=None, help="with --compare: update this RESULTS.md section")

@@ -15,26 +15,29 @@ from .models import DEFAULT_MODEL, compute_dtype, model_identity
 from .generate import Candidate, GenerationBackend, SamplingSettings, prompt_key, torch_device
 
 # %% auto #0
-__all__ = ['CPU_MAX_MODEL_LEN', 'CPU_MAX_NUM_SEQS', 'ENGINE_COUNTERS', 'EXECUTOR_BACKENDS', 'engine_counters', 'VLLMBackend',
-           'shard_indices', 'merge_shards', 'replica_plan', 'DataParallelBackend', 'vllm_backend']
+__all__ = ['CPU_MAX_MODEL_LEN', 'CPU_MAX_NUM_SEQS', 'CPU_BLOCK_SIZE', 'ENGINE_COUNTERS', 'EXECUTOR_BACKENDS', 'engine_counters',
+           'VLLMBackend', 'shard_indices', 'merge_shards', 'replica_plan', 'DataParallelBackend', 'vllm_backend']
 
 # %% ../nbs/05a_engines.ipynb #6dd7d15f
 # on a CPU: longest prompt plus answer, in tokens, unless configured (Spider's longest prompt is far shorter)
 CPU_MAX_MODEL_LEN = 8192
 # on a CPU: sequences decoded together; a step costs ~1 GFLOP a sequence, so past ~32 it is compute-bound either way
 CPU_MAX_NUM_SEQS = 64
+# on a CPU: tokens per KV block, the prefix cache's grain (vLLM-CPU's default 128 recomputes ~64 schema tokens a prompt)
+CPU_BLOCK_SIZE = 32
 
 # %% ../nbs/05a_engines.ipynb #0a1be59e
 def _vllm_engine_options(device_type:str, options:dict)->dict:
     "Engine arguments for this device: bounded on CPU (float32 unless asked), vLLM's defaults on GPU."
     engine = {"enable_prefix_caching": True, "seed": 0, "generation_config": "vllm", "disable_log_stats": False,
-              "dtype": options.get("dtype") or compute_dtype(None, device_type)} # counters kept: `engine_counters`
+              "dtype": compute_dtype(options.get("dtype"), device_type)} # counters kept: `engine_counters`
     if device_type == "cpu":
         # a prompt's prefill is never split across steps: vLLM-CPU's sampler cannot rewind a seeded generator after a
         # partial prefill ("CPU Generator does not use offset"), so each step must hold the longest prompt whole
         longest = options.get("max_model_len") or CPU_MAX_MODEL_LEN
-        engine.update(enforce_eager=True, max_num_seqs=options.get("max_num_seqs") or CPU_MAX_NUM_SEQS, max_model_len=longest,
-                      enable_chunked_prefill=False, max_num_batched_tokens=longest)
+        engine.update(enforce_eager=True, max_num_seqs=options.get("max_num_seqs") or CPU_MAX_NUM_SEQS,
+                      max_model_len=longest, enable_chunked_prefill=False, max_num_batched_tokens=longest,
+                      block_size=CPU_BLOCK_SIZE)
     elif options.get("max_num_seqs"): engine["max_num_seqs"] = options["max_num_seqs"]
     if options.get("max_model_len"): engine["max_model_len"] = options["max_model_len"]
     if options.get("lora_adapter"): engine.update(enable_lora=True, max_lora_rank=options.get("max_lora_rank") or 64)
@@ -62,8 +65,9 @@ def engine_counters(metrics:list, # `vllm.LLM.get_metrics()`
 def _pipe_progress(connection):
     "A stand-in for vLLM's tqdm class in the child: it draws nothing, and sends each finished request up the pipe."
     from tqdm import tqdm
-    class PipeProgress(tqdm):
-        def __init__(self, *args, **kwargs): super().__init__(*args, **{**kwargs, "file": open(os.devnull, "w")})
+    class PipeProgress(tqdm): # never disabled (`TQDM_DISABLE` is inherited): vLLM divides by its elapsed time
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **{**kwargs, "file": open(os.devnull, "w"), "disable": False})
         def update(self, n=1):
             if self.desc == "Processed prompts": connection.send(("progress", 1)) # one request: one prompt
             return super().update(n)

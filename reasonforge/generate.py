@@ -213,7 +213,7 @@ def generate(self:GenerationBackend, prompts:list[str], # prompt texts, as the m
                      key=lambda item: item[1])
     batch_id = stable_hash([sampler, settings.as_dict(), sorted(set(keys))])
     self.stats = {"prompts": len(prompts), "sampled_prompts": len(missing), "generated_tokens": 0,
-                  "settings": settings.as_dict()}
+                  "settings": settings.as_dict(), "dtype": sampler.get("dtype")} # what the engine computes in
     fresh:dict[str, list[Candidate]] = {}
     what = "greedy answers" if settings.greedy else f"{settings.k} samples each"
     self._bar = progress_bar(len(missing), what, "prompt", disable=not (self.progress and missing))

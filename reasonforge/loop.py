@@ -106,7 +106,7 @@ def _sample_summary(run:Run, model:Path, questions:list, usable:list, records:li
             "no_sql": sum(not sql for r in records for sql in r.sqls),
             "hit_max_tokens": sum(c.finish_reason == "length" for r in records for c in r.candidates),
             "resumed_prompts": engine_stats.get("prompts", 0) - engine_stats.get("sampled_prompts", 0),
-            "generated_tokens": engine_stats.get("generated_tokens"),
+            "generated_tokens": engine_stats.get("generated_tokens"), "dtype": engine_stats.get("dtype"),
             "engine_start_seconds": engine_stats.get("engine_start_seconds")}
 
 # %% ../nbs/13_loop.ipynb #bf073d21
@@ -226,7 +226,8 @@ def evaluate_model(run:Run, # the run
         score = score_model(lambda: _engine(run, model, folder/"cache"), run.dataset("dev"),
                             run.questions("dev"), greedy, samples,
                             prompt_budget=run.config.prompt_budget, **_scoring(run))
-        metrics = {"model": _relative(run, model), **score.metrics}
+        dtypes = {stats.get("dtype") for stats in score.engine.values() if isinstance(stats, dict)} - {None}
+        metrics = {"model": _relative(run, model), "dtype": ",".join(sorted(dtypes)) or None, **score.metrics}
         write_jsonl(folder/"predictions.jsonl", [row.to_json() for row in score.rows])
         atomic_write_json(folder/"metrics.json", metrics)
         shutil.rmtree(folder/"cache", ignore_errors=True)

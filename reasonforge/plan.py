@@ -10,6 +10,7 @@ from pathlib import Path
 from .config import RunConfig, read_config
 from .run_folder import Run, stage_info
 from .loop import stage_names
+from .models import compute_dtype
 
 # %% auto #0
 __all__ = ['run_plan', 'format_plan']
@@ -51,7 +52,7 @@ def run_plan(config:str|Path|RunConfig, # a YAML config file, or a checked confi
                 if engine.backend == "vllm" else
                 [{"replica": 0, "gpus": 1 if device_type == "cuda" else 0, "cuda_visible_devices": None,
                   "engine_args": {"backend": "transformers",
-                                  "dtype": engine.dtype or ("bfloat16" if device_type == "cuda" else "float32")}}])
+                                  "dtype": compute_dtype(engine.dtype, device_type)}}])
     job = run.folder/"iteration_1"/"train.partial"/"job.json" # a stage works in `<stage>.partial/` (`run_stage`)
     return {"config": config.name, "model": config.model, "start_model": config.start_model,
             "provenance": run.provenance(), "run_dir": str(run.folder), "exists": run.folder.is_dir(),

@@ -19,8 +19,8 @@ logger = logging.getLogger(__name__)
 # %% auto #0
 __all__ = ['logger', 'BACKENDS', 'LORA_TARGET_MODULES', 'CHATML_TEMPLATE', 'IGNORE_INDEX', 'TRAINING_PACKAGES',
            'TRAINING_PROGRESS', 'USER_ERROR_EXIT_CODE', 'PARENT_VARIABLE', 'TrainSettings', 'build_tiny_model',
-           'tokenize_row', 'tokenize_rows', 'library_versions', 'completion_loss', 'read_training_progress',
-           'merge_lora', 'last_complete_checkpoint', 'run_training_job', 'training_launch_command', 'start_training',
+           'tokenize_row', 'tokenize_rows', 'library_versions', 'read_training_progress', 'merge_lora',
+           'last_complete_checkpoint', 'run_training_job', 'training_launch_command', 'start_training',
            'follow_training', 'wait_for_training', 'train_lora']
 
 # %% ../nbs/09_train.ipynb #c42e3009
@@ -271,35 +271,20 @@ def _load_for_training(base_model:Path, settings:TrainSettings):
                         target_modules=list(settings.target_modules), bias="none", task_type="CAUSAL_LM")
     return get_peft_model(model, config), tokenizer
 
-# %% ../nbs/09_train.ipynb #259ca540
-def completion_loss(model, # the trainable causal LM (a PEFT model or a plain one)
-                    inputs:dict, # a training batch: input_ids, labels (IGNORE_INDEX on the prompt), attention_mask, ...
-                    num_items_in_batch=None, # labelled tokens in the whole optimizer step (the trainer's count)
-                   ):
-    "Causal-LM cross-entropy with the vocabulary projection applied only where the next token is labelled."
-    import torch.nn.functional as F
-    causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model
-    labels = inputs["labels"]
-    decoder_inputs = {key: value for key, value in inputs.items() if key != "labels"}
-    hidden = causal_lm.model(**decoder_inputs, use_cache=False).last_hidden_state
-    targets = labels[:, 1:]
-    scored = targets != IGNORE_INDEX
-    logits = causal_lm.lm_head(hidden[:, :-1][scored])
-    total = F.cross_entropy(logits.float(), targets[scored], reduction="sum")
-    return total / (num_items_in_batch if num_items_in_batch is not None else scored.sum().clamp(min=1))
-
 # %% ../nbs/09_train.ipynb #66b80441
 def _trainer_class(settings:TrainSettings):
-    "TRL's SFTTrainer; on a CPU with `completion_loss` (TRL's fused loss needs a GPU, and the prompt needs no logits)."
+    "TRL's SFTTrainer, with the model's own loss where TRL's Triton loss kernel cannot run (CPU, plain PEFT)."
     import torch
     from trl import SFTTrainer
-    if torch.cuda.is_available(): return SFTTrainer
+    if settings.backend == "unsloth" or torch.cuda.is_available(): return SFTTrainer
+    from transformers import Trainer
 
     class CPUSFTTrainer(SFTTrainer):
-        "SFTTrainer computing `completion_loss`."
+        "SFTTrainer computing the model's own cross-entropy (TRL's fused loss needs a GPU)."
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            loss = completion_loss(model, inputs, num_items_in_batch)
-            return (loss, None) if return_outputs else loss
+            inputs["use_cache"] = False
+            return Trainer.compute_loss(self, model, inputs, return_outputs=return_outputs,
+                                        num_items_in_batch=num_items_in_batch)
     return CPUSFTTrainer
 
 # %% ../nbs/09_train.ipynb #4868e76a

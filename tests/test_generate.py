@@ -113,7 +113,8 @@ def test_sampled_question_refuses_a_broken_line():
 
 def test_engine_options_per_device():
     cpu = _vllm_engine_options("cpu", {})
-    assert cpu["dtype"] == "float32" and cpu["enforce_eager"] and cpu["max_num_seqs"] == 16 and cpu["enable_prefix_caching"]
+    assert cpu["dtype"] == "float32" and cpu["enforce_eager"] and cpu["max_num_seqs"] == 64 and cpu["enable_prefix_caching"]
+    assert cpu["block_size"] == 32 and cpu["disable_log_stats"] is False  # a fine prefix-cache grain; counters kept
     assert cpu["enable_chunked_prefill"] is False and cpu["max_num_batched_tokens"] == cpu["max_model_len"] == 8192
     assert _vllm_engine_options("cpu", {"max_model_len": 3000})["max_num_batched_tokens"] == 3000
     gpu = _vllm_engine_options("cuda", {})
