@@ -85,6 +85,7 @@ def _vllm_child(connection, # this process's end of the pipe
     if options.get("cuda_visible_devices"): os.environ["CUDA_VISIBLE_DEVICES"] = options["cuda_visible_devices"]
     try:
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(options.get("kv_cache_gib") or 3))
+        os.environ.setdefault("VLLM_LOG_STATS_INTERVAL", "3600") # its counters are read (`engine_counters`), not logged
         from vllm.platforms import current_platform
         device_type = current_platform.device_type
         if not device_type:
