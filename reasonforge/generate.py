@@ -10,7 +10,7 @@ from pathlib import Path
 
 from fastcore.basics import patch
 
-from .core import ReasonForgeError, atomic_write_text, cache_dir, progress_bar, stable_hash
+from .core import ReasonForgeError, atomic_write_text, cache_dir, progress_bar, quiet_engine_noise, stable_hash
 from .prompt import RESPONSE_STOP, extract_sql, prompt_text
 from .models import DEFAULT_MODEL, compute_dtype, heavy_lock, model_identity, resolve_model
 
@@ -272,6 +272,7 @@ def _start(self:TransformersBackend):
     import torch
     from transformers import AutoModelForCausalLM
     self._take_heavy_lock("loading a transformers model")
+    quiet_engine_noise() # torchao's load failures (they name this machine's paths) say nothing about sampling
     device = self.device or torch_device()
     dtype = compute_dtype(self.dtype, device)
     with _MODEL_LOAD_LOCK: # loading sets torch's global default dtype: replicas in threads load one at a time

@@ -11,6 +11,7 @@ from reasonforge.engines import VLLMBackend, _vllm_engine_options
 from reasonforge.generate import SamplingSettings, TransformersBackend, prompt_key
 from reasonforge.models import compute_dtype
 from reasonforge.train import TrainSettings, _torch_dtype
+from test_generate import model_dir  # noqa: F401  (the fixture: a model folder with stand-in weights)
 
 WITH_BF16, WITHOUT_BF16 = {"sse4_2", "avx2", "avx512f", "avx512_bf16"}, {"sse4_2", "avx", "avx2", "fma"}
 
@@ -18,15 +19,6 @@ WITH_BF16, WITHOUT_BF16 = {"sse4_2", "avx2", "avx512f", "avx512_bf16"}, {"sse4_2
 def on_cpu(flags):
     "A CPU with these flags, as `compute_dtype` sees it."
     return mock.patch.object(reasonforge.models, "cpu_flags", lambda: set(flags))
-
-
-@pytest.fixture
-def model_dir(tmp_path):
-    folder = tmp_path/"model"
-    folder.mkdir()
-    (folder/"config.json").write_text("{}")
-    (folder/"model.safetensors").write_bytes(b"weights")
-    return folder
 
 
 def test_auto_follows_the_cpu_flags():
