@@ -239,6 +239,8 @@ def build_parser()->argparse.ArgumentParser:
     add_predict_command(commands)
     from reasonforge.download import add_data_command
     add_data_command(commands)
+    from reasonforge.grammar import add_grammar_command
+    add_grammar_command(commands)
     return parser
 
 # %% ../nbs/14_cli.ipynb #13c3992e
