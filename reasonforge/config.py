@@ -14,6 +14,7 @@ from .core import ReasonForgeError
 from .harvest import HarvestSettings
 from .train import TrainSettings
 from .generate import SamplingSettings
+from .score import Decoding
 from .models import DTYPES
 
 # %% auto #0
@@ -90,6 +91,7 @@ class RunConfig:
     train_subset:SubsetConfig=field(default_factory=SubsetConfig) # training questions used
     dev_subset:SubsetConfig=field(default_factory=SubsetConfig) # dev questions used
     sampling:SamplingSettings=field(default_factory=SamplingSettings) # sampling on train (k, temperature, ...)
+    decoding:Decoding=field(default_factory=Decoding) # grammar, EG choice and repair, on train and dev
     evaluation:EvaluationConfig=field(default_factory=EvaluationConfig) # decoding on dev
     harvest:HarvestSettings=field(default_factory=HarvestSettings) # candidates to training rows
     training:TrainSettings=field(default_factory=TrainSettings) # LoRA fine-tuning
@@ -196,6 +198,9 @@ def _check_config(config:RunConfig):
     if config.engine.backend not in ("vllm", "transformers"):
         raise ReasonForgeError(f"engine.backend: must be 'vllm' or 'transformers', got {config.engine.backend!r}")
     engine = config.engine
+    if config.decoding.select == "first_executable" and not config.evaluation.greedy:
+        raise ReasonForgeError("decoding.select: first_executable chooses among the greedy answer and samples, "
+                               "but evaluation.greedy is false")
     for where, dtype in (("engine.dtype", engine.dtype), ("training.dtype", config.training.dtype)):
         if dtype not in (None, *DTYPES):
             raise ReasonForgeError(f"{where}: must be one of {', '.join(DTYPES)} or null, got {dtype!r}")

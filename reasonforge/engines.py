@@ -99,6 +99,7 @@ def _vllm_child(connection, # this process's end of the pipe
                      else list(range(os.cpu_count() or 1)))
             os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", ",".join(map(str, cores))) # all cores compute
         from vllm import LLM, SamplingParams
+        from vllm.sampling_params import StructuredOutputsParams
         engine = _vllm_engine_options(device_type, options)
         llm = LLM(model=model_dir, tokenizer=model_dir, **engine)
         lora = None
@@ -113,14 +114,17 @@ def _vllm_child(connection, # this process's end of the pipe
     while True:
         message = connection.recv()
         if message[0] == "stop": break
-        _, prompts, settings, seeds = message
+        _, prompts, settings, seeds, grammars = message
         try:
             params = [SamplingParams(n=settings["k"], temperature=settings["temperature"], top_p=settings["top_p"],
-                                     max_tokens=settings["max_tokens"], seed=seed,
-                                     stop=list(settings["stop"])) for seed in seeds]
+                                     max_tokens=settings["max_tokens"], seed=seed, stop=list(settings["stop"]),
+                                     logprobs=0 if settings["k"] > 1 else None, # samples are ranked by likelihood
+                                     structured_outputs=StructuredOutputsParams(grammar=grammar) if grammar else None)
+                      for seed, grammar in zip(seeds, grammars)]
             outputs = llm.generate(prompts, params, use_tqdm=_pipe_progress(connection), lora_request=lora)
             connection.send(("done",
-                             [[(c.text, len(o.prompt_token_ids), len(c.token_ids), c.finish_reason) for c in o.outputs]
+                             [[(c.text, len(o.prompt_token_ids), len(c.token_ids), c.finish_reason,
+                                c.cumulative_logprob) for c in o.outputs]
                               for o in outputs], engine_counters(llm.get_metrics())))
         except BaseException as error:
             connection.send(("error", f"{type(error).__name__}: {error}", traceback.format_exc(), False))
@@ -222,8 +226,8 @@ def _stop(self:VLLMBackend):
 
 # %% ../nbs/05a_engines.ipynb #19d7573b
 @patch
-def _sample(self:VLLMBackend, prompts, settings, seeds):
-    self._connection.send(("generate", prompts, settings.as_dict(), seeds))
+def _sample(self:VLLMBackend, prompts, settings, seeds, grammars=None):
+    self._connection.send(("generate", prompts, settings.as_dict(), seeds, grammars or [None] * len(prompts)))
     _, outputs, counters = self._receive()
     totals = self.stats.setdefault("engine_counters", {}) # this `generate` call's share of the engine's counters
     for key, value in counters.items(): totals[key] = totals.get(key, 0) + value - self._counters.get(key, 0)
@@ -334,12 +338,15 @@ def _stop(self:DataParallelBackend):
 @patch
 def generate(self:DataParallelBackend, prompts:list[str], # prompt texts, as the model continues them
              settings:SamplingSettings=SamplingSettings(), # how to sample
+             grammars:list|None=None, # an EBNF grammar text (or None: free) per prompt
             )->list[list[Candidate]]:
     "k candidates for each prompt, in the caller's order; the missing ones sampled by all replicas at once."
     started = time.time()
     cache, sampler = self._cache_for(settings)
-    missing = sorted({prompt for prompt in prompts
-                      if cache is None or prompt_key(sampler, settings, prompt) not in cache})
+    grammars = list(grammars) if grammars is not None else [None] * len(prompts)
+    requests = list(zip(prompts, grammars))
+    missing = sorted({request for request in requests if cache is None or prompt_key(sampler, settings, *request)
+                      not in cache}, key=lambda request: (request[0], request[1] or ""))
     blocks = shard_indices(len(missing), len(self.replicas))
     self.stats = {"prompts": len(prompts), "sampled_prompts": len(missing), "generated_tokens": 0,
                   "settings": settings.as_dict(), "replicas": len(self.replicas),
@@ -347,7 +354,7 @@ def generate(self:DataParallelBackend, prompts:list[str], # prompt texts, as the
     if missing: self._ensure_started()
     def run(replica_and_block):
         replica, block = replica_and_block
-        return replica.generate([missing[i] for i in block], settings) if block else []
+        return replica.generate([missing[i][0] for i in block], settings, [missing[i][1] for i in block]) if block else []
     with ThreadPoolExecutor(len(self.replicas)) as pool: # every replica runs to its end, even if another fails
         futures = [pool.submit(run, pair) for pair in zip(self.replicas, blocks)]
     failures = [(i, f.exception()) for i, f in enumerate(futures) if f.exception() is not None]
@@ -359,7 +366,7 @@ def generate(self:DataParallelBackend, prompts:list[str], # prompt texts, as the
     fresh = dict(zip(missing, merge_shards(blocks, [f.result() for f in futures])))
     self.stats["generated_tokens"] = sum(c.completion_tokens for cands in fresh.values() for c in cands)
     self.stats["seconds"] = round(time.time() - started, 2)
-    return [fresh[p] if p in fresh else cache.get(prompt_key(sampler, settings, p)) for p in prompts]
+    return [fresh[r] if r in fresh else cache.get(prompt_key(sampler, settings, *r)) for r in requests]
 
 # %% ../nbs/05a_engines.ipynb #8e32d5b1
 def vllm_backend(model:str|Path=DEFAULT_MODEL, # model source for `resolve_model`

@@ -15,13 +15,15 @@ from matplotlib.figure import Figure
 from .core import ReasonForgeError
 from .hardness import HARDNESS_LEVELS
 from .evaluate import DevPrediction
+from .prompt import missing_name
 from .sql_shape import QueryShape, canonical_sql, query_shape, schema_columns
 
 # %% auto #0
-__all__ = ['ERROR_CATEGORIES', 'EXECUTION_ERROR_CATEGORIES', 'REFERENCE_CATEGORIES', 'TO_REFERENCE_CATEGORY',
-           'CLASSIFIED_COLUMNS', 'WRONG_ANSWER_COLUMNS', 'FLIP_KINDS', 'execution_category', 'structural_diff',
-           'error_categories', 'reference_category', 'classify_examples', 'error_table', 'error_examples',
-           'wrong_answer_table', 'flips', 'plot_error_categories']
+__all__ = ['ERROR_CATEGORIES', 'EXECUTION_ERROR_CATEGORIES', 'EXECUTION_ERROR_SPLIT', 'REFERENCE_CATEGORIES',
+           'TO_REFERENCE_CATEGORY', 'CLASSIFIED_COLUMNS', 'WRONG_ANSWER_COLUMNS', 'FLIP_KINDS', 'execution_category',
+           'execution_error_split', 'execution_error_table', 'structural_diff', 'error_categories',
+           'reference_category', 'classify_examples', 'error_table', 'error_examples', 'wrong_answer_table', 'flips',
+           'plot_error_categories']
 
 # %% ../nbs/11_errors.ipynb #e0b4b216
 ERROR_CATEGORIES = {
@@ -71,6 +73,56 @@ def execution_category(error_kind:str, # the executor's `error_kind`
         raise ReasonForgeError(f"error_kind {error_kind!r} is unknown; expected one of "
                                f"{sorted(EXECUTION_ERROR_CATEGORIES)}")
     return EXECUTION_ERROR_CATEGORIES[error_kind]
+
+# %% ../nbs/11_errors.ipynb #d43b5e92
+EXECUTION_ERROR_SPLIT = {
+    "unknown_table": "a table the database does not have",
+    "column_not_in_database": "a column no table of the database has",
+    "column_of_another_table": "a column the database has, but not in the table(s) it is read from",
+    "syntax": "not valid SQL (SQLite's parser stops)",
+    "other": "another execution error (misused aggregate, parser stack overflow, timeout, ...)",
+} # execution-error kind -> what it means, in the order tables list them
+
+# %% ../nbs/11_errors.ipynb #d46a0367
+_SYNTAX_MESSAGES = ("syntax error", "incomplete input", "unrecognized token") # SQLite's parser, not its planner
+
+# %% ../nbs/11_errors.ipynb #502ba19d
+def execution_error_split(error_kind:str|None, # the executor's `error_kind` (None: the answer ran)
+                          error:str|None, # the executor's error text
+                          schema=None, # the database's `TableSchema` (None: every unknown column is 'not in database')
+                         )->str|None:
+    "Which `EXECUTION_ERROR_SPLIT` kind an execution error is; None when the answer ran."
+    if error_kind is None: return None
+    if missing_name(error, "table") is not None: return "unknown_table"
+    if (column := missing_name(error, "column")) is not None:
+        column = column.lower()
+        names = {name.lower() for table, name in schema.column_names if table >= 0} if schema else set()
+        return "column_of_another_table" if column in names else "column_not_in_database"
+    return "syntax" if any(words in (error or "") for words in _SYNTAX_MESSAGES) else "other"
+
+# %% ../nbs/11_errors.ipynb #1c63de33
+def _schema_lookup(schemas)->Mapping:
+    "`{db_id: schema}` from a mapping, a tables.json path, or None."
+    if schemas is None: return {}
+    if isinstance(schemas, (str, Path)):
+        from reasonforge.data import load_tables
+        return load_tables(schemas)
+    return schemas
+
+# %% ../nbs/11_errors.ipynb #325552ee
+def execution_error_table(predictions:list, # dev predictions (`DevPrediction`s)
+                          schemas=None, # {db_id: schema} or a tables.json path
+                         )->pd.DataFrame:
+    "Wrong answers by `EXECUTION_ERROR_SPLIT` kind, then those that ran ('wrong_result'): count and share of wrong."
+    lookup = _schema_lookup(schemas)
+    kinds = Counter(execution_error_split(p.error_kind, p.error, lookup.get(p.db_id)) or "wrong_result"
+                    for p in predictions if p.exec_match is False)
+    order = [*EXECUTION_ERROR_SPLIT, "wrong_result"]
+    wrong = sum(kinds.values())
+    table = pd.DataFrame({"count": [kinds[k] for k in order], "share": [kinds[k] / (wrong or 1) for k in order]},
+                         index=pd.Index(order, name="kind"))
+    table.attrs.update(wrong=wrong, scored=sum(p.exec_match is not None for p in predictions))
+    return table
 
 # %% ../nbs/11_errors.ipynb #772e519c
 def _skeleton(node:exp.Expression)->str:
@@ -286,15 +338,6 @@ def reference_category(categories:Iterable[str], # our categories of one predict
             raise ReasonForgeError(f"category {category!r} is unknown; expected one of {list(ERROR_CATEGORIES)}")
         mapped.add(TO_REFERENCE_CATEGORY[category])
     return next((c for c in REFERENCE_CATEGORIES if c in mapped), "wrong_logic")
-
-# %% ../nbs/11_errors.ipynb #1c63de33
-def _schema_lookup(schemas)->Mapping:
-    "`{db_id: schema}` from a mapping, a tables.json path, or None."
-    if schemas is None: return {}
-    if isinstance(schemas, (str, Path)):
-        from reasonforge.data import load_tables
-        return load_tables(schemas)
-    return schemas
 
 # %% ../nbs/11_errors.ipynb #cf7aee89
 CLASSIFIED_COLUMNS = ["index", "db_id", "hardness", "question", "gold_sql", "predicted_sql", "error_kind", "error",

@@ -62,11 +62,14 @@ class Candidate:
     prompt_tokens:int|None # tokens in the prompt (None: not recorded)
     completion_tokens:int|None # tokens generated (None: not recorded)
     finish_reason:str|None=None # 'stop' (end of turn or stop sequence) or 'length' (hit max_tokens)
+    logprob:float|None=None # the answer's log-probability under the model (None: not recorded)
+    repair_of:dict|None=None # for a repaired answer: the failed query and SQLite's error it was given
 
     @classmethod
-    def from_text(cls, text:str, prompt_tokens:int, completion_tokens:int, finish_reason:str|None=None)->Candidate:
+    def from_text(cls, text:str, prompt_tokens:int, completion_tokens:int, finish_reason:str|None=None,
+                  logprob:float|None=None)->Candidate:
         "A candidate with its SQL extracted."
-        return cls(text, extract_sql(text), prompt_tokens, completion_tokens, finish_reason)
+        return cls(text, extract_sql(text), prompt_tokens, completion_tokens, finish_reason, logprob)
 
 # %% ../nbs/05_generate.ipynb #c30b8393
 class CandidateCache:
@@ -105,9 +108,10 @@ class CandidateCache:
 def prompt_key(sampler:dict, # `GenerationBackend.sampler_identity()`
                settings:SamplingSettings, # the batch's settings
                prompt:str, # the prompt text
+               grammar:str|None=None, # the grammar that constrains the answer (None: free)
               )->str:
-    "The cache key of one prompt's candidates: who samples, how, and what."
-    return stable_hash([sampler, settings.as_dict(), prompt], 32)
+    "The cache key of one prompt's candidates: who samples, how, what, and under which grammar."
+    return stable_hash([sampler, settings.as_dict(), prompt] + ([grammar] if grammar else []), 32)
 
 # %% ../nbs/05_generate.ipynb #1359e060
 class GenerationBackend:
@@ -136,7 +140,8 @@ class GenerationBackend:
     # what a subclass provides: start and stop its engine, sample k candidates for each prompt with its seed
     def _start(self): pass
     def _stop(self): pass
-    def _sample(self, prompts:list[str], settings:SamplingSettings, seeds:list[int])->list[list[Candidate]]:
+    def _sample(self, prompts:list[str], settings:SamplingSettings, seeds:list[int],
+                grammars:list|None=None)->list[list[Candidate]]: # grammars: an EBNF text (or None) per prompt
         raise NotImplementedError
     def _advance(self, prompts:int=1): # an engine that reports prompts as they finish moves the bar during a group
         if self._bar is not None: self._bar.update(prompts)
@@ -204,11 +209,15 @@ def _cache_for(self:GenerationBackend, settings:SamplingSettings)->tuple[Candida
 @patch
 def generate(self:GenerationBackend, prompts:list[str], # prompt texts, as the model continues them
              settings:SamplingSettings=SamplingSettings(), # how to sample
+             grammars:list|None=None, # an EBNF grammar text (or None: free) per prompt, constraining its answers
             )->list[list[Candidate]]:
     "k candidates for each prompt, in the caller's order; cached prompts are not sampled again."
     started = time.time()
     cache, sampler = self._cache_for(settings)
-    keys = [prompt_key(sampler, settings, prompt) for prompt in prompts]
+    grammars = list(grammars) if grammars is not None else [None] * len(prompts)
+    if len(grammars) != len(prompts): raise ReasonForgeError(f"{len(grammars)} grammars for {len(prompts)} prompts")
+    keys = [prompt_key(sampler, settings, prompt, grammar) for prompt, grammar in zip(prompts, grammars)]
+    grammar_of = dict(zip(keys, grammars))
     missing = sorted({key: prompt for key, prompt in zip(keys, prompts) if cache is None or key not in cache}.items(),
                      key=lambda item: item[1])
     batch_id = stable_hash([sampler, settings.as_dict(), sorted(set(keys))])
@@ -221,7 +230,9 @@ def generate(self:GenerationBackend, prompts:list[str], # prompt texts, as the m
         group = missing[start:start + self.group_size]
         self._ensure_started()
         group_prompts = [prompt for _, prompt in group]
-        sampled = self._sample(group_prompts, settings, [request_seed(settings, p) for p in group_prompts])
+        seeds, constraints = [request_seed(settings, p) for p in group_prompts], [grammar_of[k] for k, _ in group]
+        sampled = (self._sample(group_prompts, settings, seeds, constraints) if any(constraints)
+                   else self._sample(group_prompts, settings, seeds))
         if len(sampled) != len(group) or any(len(c) != settings.k for c in sampled):
             raise RuntimeError(f"{self.name} returned {[len(c) for c in sampled]} candidates for {len(group)} prompts, "
                                f"k={settings.k}")
@@ -231,6 +242,7 @@ def generate(self:GenerationBackend, prompts:list[str], # prompt texts, as the m
         if cache is not None:
             cache.write_batch(batch_id, [{"key": key, "prompt_sha": stable_hash(prompt, 32), "sampler": sampler,
                                           "settings": settings.as_dict(),
+                                          "grammar_sha": grammar_of[key] and stable_hash(grammar_of[key], 32),
                                           "candidates": [dataclasses.asdict(c) for c in cands]}
                                          for (key, prompt), cands in zip(group, sampled)])
         self._bar.update(start + len(group) - self._bar.n) # the group is done, however the engine reported it
@@ -285,12 +297,24 @@ def _stop(self:TransformersBackend):
     self.model = None
     if self._lock is not None: self._lock.__exit__(None, None, None); self._lock = None
 
+# %% ../nbs/05_generate.ipynb #2771a639
+@patch
+def _grammar_processor(self:TransformersBackend, grammar:str):
+    "xgrammar's logits processor for one `generate` call under `grammar` (compiled once per grammar text)."
+    import xgrammar
+    from xgrammar.contrib.hf import LogitsProcessor
+    if getattr(self, "_grammars", None) is None:
+        info = xgrammar.TokenizerInfo.from_huggingface(self.tokenizer, vocab_size=self.model.config.vocab_size)
+        self._compiler, self._grammars = xgrammar.GrammarCompiler(info), {}
+    if grammar not in self._grammars: self._grammars[grammar] = self._compiler.compile_grammar(grammar)
+    return LogitsProcessor(self._grammars[grammar])
+
 # %% ../nbs/05_generate.ipynb #3460c990
 @patch
-def _sample(self:TransformersBackend, prompts, settings, seeds):
+def _sample(self:TransformersBackend, prompts, settings, seeds, grammars=None):
     import torch
     tokenizer, results = self.tokenizer, []
-    for prompt, seed in zip(prompts, seeds):
+    for prompt, seed, grammar in zip(prompts, seeds, grammars or [None] * len(prompts)):
         ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(self.model.device)
         sampling = {"do_sample": False} if settings.greedy else {"do_sample": True, "temperature": settings.temperature,
                                                                   "top_p": settings.top_p, "top_k": 0}
@@ -298,7 +322,8 @@ def _sample(self:TransformersBackend, prompts, settings, seeds):
             torch.manual_seed(seed)
             out = self.model.generate(**ids, max_new_tokens=settings.max_tokens, num_return_sequences=settings.k,
                                       stop_strings=list(settings.stop) or None, tokenizer=tokenizer,
-                                      pad_token_id=tokenizer.pad_token_id, **sampling)
+                                      pad_token_id=tokenizer.pad_token_id, **sampling,
+                                      logits_processor=[self._grammar_processor(grammar)] if grammar else None)
         prompt_length, candidates = ids["input_ids"].shape[1], []
         eos = self.model.generation_config.eos_token_id
         stops = {tokenizer.pad_token_id, *(eos if isinstance(eos, list) else [eos])} - {None}
@@ -338,6 +363,7 @@ class SampledQuestion:
                                    for c in self.candidates):
             row.update(prompt_tokens=self.candidates[0].prompt_tokens,
                        completion_tokens=[c.completion_tokens for c in self.candidates])
+        if any(c.repair_of for c in self.candidates): row["repairs"] = [c.repair_of for c in self.candidates]
         return row
 
     @classmethod
@@ -352,6 +378,7 @@ class SampledQuestion:
         if not len(row["candidates"]) == len(reasons) == len(tokens) == k:
             raise ReasonForgeError(f"candidates.jsonl line of question {row['index']}: "
                                    f"{k} outputs but {len(row['candidates'])} candidates")
+        repairs = row.get("repairs") or [None] * k # what each repaired candidate repaired
         return cls(row["index"], row["db_id"], row["question"], row["gold_sql"], row["messages"],
-                   [Candidate(*fields) for fields in zip(row["outputs"], row["candidates"],
-                                                         [row.get("prompt_tokens")] * k, tokens, reasons)])
+                   [Candidate(*fields, repair_of=repair) for *fields, repair in
+                    zip(row["outputs"], row["candidates"], [row.get("prompt_tokens")] * k, tokens, reasons, repairs)])

@@ -74,6 +74,7 @@ class HarvestQuestion:
     prompt:list # chat messages (system, user) the candidates were sampled from
     candidates:list # the k sampled SQL strings
     exec_match:list # one official verdict (bool) per candidate
+    repaired:list|None=None # per candidate: it is the repair of a failed sample (None: none is)
 
     def __post_init__(self):
         if len(self.candidates) != len(self.exec_match):
@@ -88,19 +89,22 @@ class QuestionHarvest:
     correct:int # c: candidates whose execution matches gold
     k:int # candidates sampled
     distinct_correct:list # first spelling of each distinct correct SQL, in sampling order
+    sources:list|None=None # per distinct correct SQL: 'self' (sampled) or 'repaired' (None: all 'self')
 
 # %% ../nbs/08_harvest.ipynb #4785f98f
 def harvest_question(question:HarvestQuestion, # one question with candidates and verdicts
                     )->QuestionHarvest:
     "Count the correct candidates of `question` and keep its distinct correct SQL (first spelling wins)."
-    seen, distinct = set(), []
-    for sql, match in zip(question.candidates, question.exec_match):
+    seen, distinct, sources = set(), [], []
+    repaired = question.repaired or [False] * len(question.candidates)
+    for sql, match, was_repaired in zip(question.candidates, question.exec_match, repaired):
         if not match: continue
         key = normalize_sql(sql)
         if key in seen: continue
         seen.add(key)
-        distinct.append(sql.strip())
-    return QuestionHarvest(question, sum(bool(m) for m in question.exec_match), len(question.candidates), distinct)
+        distinct.append(sql.strip()); sources.append("repaired" if was_repaired else "self")
+    return QuestionHarvest(question, sum(bool(m) for m in question.exec_match), len(question.candidates), distinct,
+                           sources)
 
 # %% ../nbs/08_harvest.ipynb #66d3661e
 def pass_at_k(n:int, # samples drawn
@@ -171,7 +175,8 @@ def build_training_rows(harvests:list, # QuestionHarvest per question
             continue
         counts["solved"] += 1
         counts["distinct_correct"] += len(harvest.distinct_correct)
-        distinct = harvest.distinct_correct[:settings.max_distinct_per_question]
+        distinct = list(zip(harvest.distinct_correct, harvest.sources or ["self"] * len(harvest.distinct_correct)))
+        distinct = distinct[:settings.max_distinct_per_question]
         counts["distinct_kept"] += len(distinct)
         copies = max(k - harvest.correct, settings.min_copies) if settings.difficulty_weighting else 1
         counts["self_rows_before_cap"] += copies * len(distinct)
@@ -180,7 +185,7 @@ def build_training_rows(harvests:list, # QuestionHarvest per question
             copies = max(cap // len(distinct), 1)
             distinct = distinct[:cap]
         counts["self_rows"] += copies * len(distinct)
-        for sql in distinct: rows += [_assistant_row(question, sql, "self", copies)] * copies
+        for sql, source in distinct: rows += [_assistant_row(question, sql, source, copies)] * copies
     logger.info("harvest: %d questions (%d solved, %d unsolved); distinct correct %d, kept %d; self rows %d "
                 "(%d before cap), gold rows %d (%d before cap); %d questions capped", counts["questions"],
                 counts["solved"], counts["unsolved"], counts["distinct_correct"], counts["distinct_kept"],

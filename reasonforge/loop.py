@@ -11,7 +11,8 @@ from pathlib import Path
 from .core import _DropMessages, PROGRESS_LOGGER, RUNNER_VARIABLE, ReasonForgeError, atomic_write_json
 from .data import SPLIT_FILES
 from .generate import SampledQuestion
-from .score import decodings, question_prompts, score_model, start_engine, verify_groups
+from .score import (SQLExecutor, decodings, question_grammars, question_schemas, repair_candidates,
+                               score_model, start_engine, verify_groups)
 from .config import RunConfig, read_config
 from .results import RESULTS_FILE, write_results
 from .run_folder import (DEV_TRAINED, ITERATION_STEPS, LOCK_VARIABLE, Run, notebook_template, read_jsonl,
@@ -118,15 +119,26 @@ def sample_candidates(run:Run, # the run
         questions = run.questions("train")
         usable = [q for q in questions if not q.excluded]
         model = run.model_for(iteration - 1)
+        dataset, decoding = run.dataset("train"), run.config.decoding
         with _engine(run, model, folder/"cache") as backend:
-            prompts = question_prompts(backend, run.dataset("train"), usable, run.config.prompt_budget)
-            sampled = backend.generate(prompts, run.config.sampling)
-            engine_stats = dict(backend.stats)
+            schemas = question_schemas(backend, dataset, usable, run.config.prompt_budget)
+            prompts = [backend.prompt(schema, q.question) for schema, q in zip(schemas, usable)]
+            grammars = question_grammars(dataset, usable, decoding)
+            sampled = backend.generate(prompts, run.config.sampling, grammars)
+            engine_stats, repaired = dict(backend.stats), 0
+            if decoding.repair:
+                settings = dataclasses.replace(run.config.sampling, k=1, temperature=0.0, top_p=1.0)
+                with SQLExecutor(**{k: v for k, v in _scoring(run).items() if k in ("timeout", "max_rows", "workers")}) as executor:
+                    fixed, repaired = repair_candidates(backend, executor, usable, schemas,
+                                                        {q.index: c for q, c in zip(usable, sampled)}, settings, grammars,
+                                                        dataset.tables)
+                sampled = [fixed[q.index] for q in usable]
         records = [SampledQuestion(q.index, q.db_id, q.question, q.gold_sql, _messages_for(run, q), candidates)
                    for q, candidates in zip(usable, sampled)]
         write_jsonl(folder/"candidates.jsonl", [record.to_json() for record in records])
         shutil.rmtree(folder/"cache", ignore_errors=True) # the candidates are kept; the cache only served a resume
-        return _sample_summary(run, model, questions, usable, records, engine_stats)
+        return {**_sample_summary(run, model, questions, usable, records, engine_stats),
+                "decoding": decoding.as_dict(), "repaired": repaired}
     return run.stage(f"iteration_{iteration}/sample", work, stage_inputs(run, f"iteration_{iteration}/sample"))
 
 # %% ../nbs/13_loop.ipynb #61ff781a
@@ -167,7 +179,8 @@ def _harvest_questions(candidates:list, verdicts:dict)->tuple:
         judged = verdicts[r.index]
         if any(v.gold_error for v in judged): skipped.append(r.index); continue
         harvests.append(harvest_question(HarvestQuestion(r.index, r.db_id, r.question, r.gold_sql, r.messages,
-                                                         r.sqls, [bool(v.exec_match) for v in judged])))
+                                                         r.sqls, [bool(v.exec_match) for v in judged],
+                                                         [c.repair_of is not None for c in r.candidates])))
     return harvests, skipped
 
 # %% ../nbs/13_loop.ipynb #21e83f25
@@ -225,7 +238,7 @@ def evaluate_model(run:Run, # the run
                                     evaluation.top_p, evaluation.seed)
         score = score_model(lambda: _engine(run, model, folder/"cache"), run.dataset("dev"),
                             run.questions("dev"), greedy, samples,
-                            prompt_budget=run.config.prompt_budget, **_scoring(run))
+                            prompt_budget=run.config.prompt_budget, decoding=run.config.decoding, **_scoring(run))
         dtypes = {stats.get("dtype") for stats in score.engine.values() if isinstance(stats, dict)} - {None}
         metrics = {"model": _relative(run, model), "dtype": ",".join(sorted(dtypes)) or None, **score.metrics}
         write_jsonl(folder/"predictions.jsonl", [row.to_json() for row in score.rows])

@@ -14,13 +14,15 @@ from .models import DEFAULT_MODEL, DTYPES, heavy_lock, model_identity, resolve_m
 from .generate import Candidate, SamplingSettings
 from .train import merge_lora
 from .evaluate import format_summary, write_report
-from .score import (ENGINES, NO_PREDICTION, ModelScore, decodings, prediction_line,
+from .score import (CONSTRAINTS, ENGINES, NO_PREDICTION, SELECTIONS, Decoding, ModelScore, decodings,
+                               prediction_line,
                                score_answers, score_model,
                                start_engine)
 
 # %% auto #0
-__all__ = ['MERGED_MARKER', 'QUESTION_FILTERS', 'choose_questions', 'prediction_report', 'write_predictions', 'merge_adapter',
-           'predict', 'format_predict_summary', 'add_predict_command', 'QuestionList', 'questions_from_file']
+__all__ = ['MERGED_MARKER', 'QUESTION_FILTERS', 'choose_questions', 'prediction_report', 'answers_file', 'write_predictions',
+           'merge_adapter', 'predict', 'format_predict_summary', 'add_predict_command', 'QuestionList',
+           'questions_from_file']
 
 # %% ../nbs/10b_predict.ipynb #d6d4810a
 def _seeded_sample(questions:list, size:int, seed:int)->list:
@@ -57,7 +59,8 @@ def _report_example(position:int, row)->dict:
 def _report_summary(score:ModelScore)->dict:
     "`report.json`'s summary: `evaluate`'s greedy summary with k, self-consistency, pass@k and its curve added."
     metrics = score.metrics
-    return {**metrics["greedy"], "k": metrics.get("pass_at_k", {}).get("n", 1),
+    return {"answers": "greedy", **metrics["greedy"],
+            "k": metrics.get("pass_at_k", {}).get("n", 1),
             "pass_at_k_curve": metrics.get("pass_at_k_curve", {}),
             "self_consistency_accuracy": metrics["self_consistency"]["exec_accuracy"] if score.samples else None,
             "pass_at_k": metrics["pass_at_k"]["exec_accuracy"] if score.samples else None}
@@ -98,11 +101,19 @@ def _candidate_row(score:ModelScore, question, row)->dict:
              "hardness": row.hardness} | _greedy_fields(score, question, row) | _sample_fields(score, question, row))
 
 # %% ../nbs/10b_predict.ipynb #bf48cf4c
+def answers_file(label:str, # the answers' label (`reasonforge.score.Decoding.label`)
+                )->str:
+    "The answers' prediction file: `greedy.sql`, or `eg@n.sql` for execution-guided choice."
+    return label.split("+")[0].lower() + ".sql"
+
+# %% ../nbs/10b_predict.ipynb #b16dc648
 def _prediction_files(score:ModelScore, k:int)->dict:
-    "The lines of the official prediction files: `gold.sql` (with databases), `greedy.sql`, `sc@k.sql` with samples."
+    ("The lines of the official prediction files: `gold.sql` (with databases), `greedy.sql` (`eg@n.sql`), "
+     "`sc@k.sql` with samples.")
+    name = answers_file(score.metrics.get("decoding", {}).get("label", "greedy"))
     lines = {"gold.sql": [f"{prediction_line(q.gold_sql)}\t{q.db_id}" for q in score.questions],
-             "greedy.sql": [prediction_line(score.greedy[q.index][0].sql if q.index in score.greedy else None)
-                            for q in score.questions]}
+             name: [prediction_line(score.greedy[q.index][0].sql if q.index in score.greedy else None)
+                    for q in score.questions]}
     if score.samples: lines[f"sc@{k}.sql"] = [
         prediction_line(score.samples[q.index][0][r.vote.chosen or 0].sql if q.index in score.samples else None)
         for q, r in zip(score.questions, score.rows)]
@@ -198,6 +209,7 @@ def predict(model:str=DEFAULT_MODEL, # model source for `resolve_model`
             prompt_budget:int|None=None, # most prompt tokens (None: the full schema text)
             indices:list|None=None, # explicit question indices instead of `subset` (a run's `indices` subset)
             engine_options:dict|None=None, # the engine's options, as a run's `engine` section
+            decoding:Decoding=Decoding(), # grammar, choice among candidates (EG@n) and repair
            )->dict:
     "Score a model on a split with `reasonforge.score.score_model` and write the official prediction files: the report."
     out_dir = Path(out_dir)
@@ -210,7 +222,8 @@ def predict(model:str=DEFAULT_MODEL, # model source for `resolve_model`
     def engine(): return start_engine(model_dir, backend, out_dir/"cache", progress, **(engine_options or {}))
     score = score_model(engine, dataset, questions,
                         *decodings(SamplingSettings(max_tokens=max_tokens), k=k, temperature=temperature,
-                        seed=sampling_seed), prompt_budget=prompt_budget, keep_distinct=keep_distinct, timeout=timeout)
+                        seed=sampling_seed), prompt_budget=prompt_budget, decoding=decoding,
+                        keep_distinct=keep_distinct, timeout=timeout)
     stats = score.engine
     settings = {"metric": "execution accuracy (test-suite-sql-eval semantics)", "model": str(model),
                 "model_dir": str(model_dir),
@@ -219,6 +232,7 @@ def predict(model:str=DEFAULT_MODEL, # model source for `resolve_model`
                 "questions": [q.index for q in questions], "k": k, "temperature": temperature,
                 "sampling_seed": sampling_seed,
                 "max_tokens": max_tokens, "prompt_budget": prompt_budget, "backend": backend, "engine": stats,
+                "decoding": score.metrics["decoding"],
                 "sampling_seconds": round(time.time() - started, 2), "keep_distinct": keep_distinct,
                 "timeout_s": timeout,
                 "resumed_prompts": sum(stats[d].get("prompts", 0) - stats[d].get("sampled_prompts", 0)
@@ -230,11 +244,16 @@ def format_predict_summary(report:dict, # from `predict`
                           )->str:
     "`format_summary` of the greedy predictions, then self-consistency and pass@k."
     summary = report["summary"]
-    lines = [format_summary(summary)]
+    lines = [f"answers: {summary.get('answers', 'greedy')}", format_summary(summary)]
     if summary.get("self_consistency_accuracy") is not None:
         lines.append(f"self-consistency@{summary['k']}: {summary['self_consistency_accuracy']:.3f}   "
                      f"pass@{summary['k']}: {summary['pass_at_k'] or 0:.3f}")
     return "\n".join(lines)
+
+# %% ../nbs/10b_predict.ipynb #6a3b364e
+def _decoding_of(args)->Decoding:
+    "The `Decoding` of `predict`'s --constrain, --select and --repair."
+    return Decoding(args.constrain, args.select, args.repair, args.eg_samples)
 
 # %% ../nbs/10b_predict.ipynb #b37837cb
 def _predict_command(args)->int:
@@ -242,10 +261,11 @@ def _predict_command(args)->int:
                      args.k, args.temperature,
                      args.sampling_seed, args.max_tokens, args.adapter, args.backend, args.keep_distinct,
                      args.timeout, progress=True,
-                     prompt_budget=args.prompt_budget, engine_options={"dtype": args.dtype})
+                     prompt_budget=args.prompt_budget, engine_options={"dtype": args.dtype},
+                     decoding=_decoding_of(args))
     print(format_predict_summary(report))
     k = report["summary"]["k"]
-    written = [name for name in ("gold.sql", "greedy.sql", f"sc@{k}.sql" if k > 1 else None,
+    written = [name for name in ("gold.sql", answers_file(report["summary"]["answers"]), f"sc@{k}.sql" if k > 1 else None,
                                  "predictions.jsonl", "candidates.jsonl",
                                   "report.json") if name]
     print(f"wrote {', '.join(written)} in {args.out}")
@@ -261,6 +281,15 @@ def _add_decoding_arguments(command):
     command.add_argument("--max-tokens", type=int, default=256, help="most tokens per answer (default 256)")
     command.add_argument("--prompt-budget", type=int, help="most prompt tokens, as a run's prompt_budget: "
                          "wide schemas lose detail until it fits (default: full schema)")
+    command.add_argument("--constrain", default="none", choices=CONSTRAINTS, help="schema: every answer follows its "
+                         "database's grammar (its tables and columns only); default none")
+    command.add_argument("--select", default="greedy", choices=SELECTIONS, help="first_executable: the answer is the "
+                         "most likely of greedy and the samples that runs (EG@n: the k samples, or with --k 1 "
+                         "4 samples drawn where greedy fails); default greedy")
+    command.add_argument("--repair", type=int, default=0, choices=(0, 1), help="1: an answer that fails to run is "
+                         "given back once with SQLite's error; default 0")
+    command.add_argument("--eg-samples", type=int, default=4, help="with --select first_executable and --k 1: "
+                         "samples drawn where greedy fails (default 4: EG@5)")
 
 # %% ../nbs/10b_predict.ipynb #69b5abb2
 def add_predict_command(subparsers, # from `argparse.ArgumentParser.add_subparsers`

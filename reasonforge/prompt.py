@@ -8,9 +8,10 @@ import re
 from dataclasses import dataclass
 
 # %% auto #0
-__all__ = ['SYSTEM_PROMPT', 'RESPONSE_PREFIX', 'RESPONSE_STOP', 'SCHEMA_DETAILS', 'user_message', 'answer_text',
-           'prompt_messages', 'prompt_text', 'question_messages', 'compact_schema', 'SchemaFit', 'fit_schema',
-           'chat_token_counter', 'split_statements', 'extract_sql']
+__all__ = ['SYSTEM_PROMPT', 'RESPONSE_PREFIX', 'RESPONSE_STOP', 'REPAIR_REQUEST', 'SCHEMA_DETAILS', 'user_message', 'answer_text',
+           'prompt_messages', 'prompt_text', 'question_messages', 'repair_messages', 'missing_name', 'repair_hint',
+           'repair_prompt_text', 'compact_schema', 'SchemaFit', 'fit_schema', 'chat_token_counter', 'split_statements',
+           'extract_sql']
 
 # %% ../nbs/03_prompt.ipynb #e4eaad3f
 SYSTEM_PROMPT = ("You are an expert SQL developer. Given the schema of a SQLite database and a question, "
@@ -62,6 +63,51 @@ def question_messages(dataset, # a `SpiderDataset`
     "The reference prompt messages of a Spider question."
     return prompt_messages(dataset.schema_prompt(question.db_id) if schema is None else schema,
                            question.question, answer_sql)
+
+# %% ../nbs/03_prompt.ipynb #b50e3f97
+REPAIR_REQUEST = "That query fails in SQLite with this error: {error}\n{hint}Write a corrected SQLite query."
+
+# %% ../nbs/03_prompt.ipynb #9efb2d23
+def repair_messages(schema:str, # the database schema text the first answer was written from
+                    question:str, # the natural-language question
+                    failed_sql:str, # the answer that failed to run
+                    error:str, # SQLite's error message
+                    hint:str="", # where the missing name is (`repair_hint`), or nothing
+                   )->list[dict]:
+    "The reference prompt, the failed answer as the assistant's turn, and a user turn quoting SQLite's error."
+    return [*prompt_messages(schema, question, failed_sql),
+            {"role": "user", "content": REPAIR_REQUEST.format(error=error.strip(), hint=hint + "\n" if hint else "")}]
+
+# %% ../nbs/03_prompt.ipynb #de999ca8
+def missing_name(error:str|None, # SQLite's error message
+                 what:str, # 'column' or 'table'
+                )->str|None:
+    "The name in SQLite's `no such <what>: NAME` message, without qualifier or quotes; None for another message."
+    found = re.search(rf"no such {what}: (\S+)", error or "")
+    return found and found.group(1).split(".")[-1].strip('"`[]')
+
+# %% ../nbs/03_prompt.ipynb #b6acecaf
+def repair_hint(error:str, # SQLite's error message
+                schema, # the database's `reasonforge.data.TableSchema`
+               )->str:
+    "Where the missing column is (its tables), or the database's tables for a missing table; '' for other errors."
+    if missing_name(error, "table") is not None: return f"The database's tables are: {', '.join(schema.table_names)}."
+    if (column := missing_name(error, "column")) is None: return ""
+    tables = [schema.table_names[t] for t, name in schema.column_names if t >= 0 and name.lower() == column.lower()]
+    if not tables: return f"No table of this database has a column named {column}."
+    return f"{column} is a column of {', '.join(dict.fromkeys(tables))}."
+
+# %% ../nbs/03_prompt.ipynb #fec09c50
+def repair_prompt_text(tokenizer, # a Hugging Face tokenizer with a chat template
+                       schema:str, # the database schema text
+                       question:str, # the natural-language question
+                       failed_sql:str, # the answer that failed to run
+                       error:str, # SQLite's error message
+                       hint:str="", # where the missing name is (`repair_hint`), or nothing
+                      )->str:
+    "The text a model continues to repair a failed answer, its new answer opened by `RESPONSE_PREFIX`."
+    messages = repair_messages(schema, question, failed_sql, error, hint)
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) + RESPONSE_PREFIX
 
 # %% ../nbs/03_prompt.ipynb #cd95febe
 SCHEMA_DETAILS = (  # schema texts from the richest to the shortest: a question gets the first whose prompt fits

@@ -152,9 +152,10 @@ DECODINGS = ("greedy", "self_consistency", "pass_at_k")
 def decoding_label(decoding:str, # one of `DECODINGS`
                    summary:dict|None=None, # its summary, for k
                   )->str:
-    "Column label of a decoding: greedy, SC@k, pass@k."
+    "Column label of a decoding: greedy (or what chose the answers, e.g. EG@5+schema), SC@k, pass@k."
     k = (summary or {}).get("k", "k")
-    return {"greedy": "greedy", "self_consistency": f"SC@{k}", "pass_at_k": f"pass@{k}"}[decoding]
+    answers = (summary or {}).get("answers", "greedy") # `reasonforge.score.Decoding.label`
+    return {"greedy": answers, "self_consistency": f"SC@{k}", "pass_at_k": f"pass@{k}"}[decoding]
 
 # %% ../nbs/12_report.ipynb #278f9d6f
 def accuracy_table(evaluations:dict, # stage label -> its evaluation summaries
