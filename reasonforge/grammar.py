@@ -17,7 +17,7 @@ __all__ = ['GRAMMAR_VERSION', 'KEYWORDS', 'ACCEPTANCE_FLOOR', 'ci', 'schema_gram
            'database_grammar', 'GrammarCheck', 'check_grammar', 'add_grammar_command']
 
 # %% ../nbs/03a_grammar.ipynb #89a76ab5
-GRAMMAR_VERSION = 1 # bump when the grammar text changes: it is part of cache keys
+GRAMMAR_VERSION = 2 # bump when the grammar text changes: it is part of cache keys
 
 # %% ../nbs/03a_grammar.ipynb #29f141d2
 def _literal(text:str)->str:
@@ -119,6 +119,7 @@ jkw ::= {ci("JOIN")} | {_words("INNER JOIN")} | {ci("LEFT")} sp ({ci("OUTER")} s
 jop ::= ws "," ws | sp jkw sp
 jopp ::= ws "," ws | sp jkw ws
 aliasing ::= sp {ci("AS")} sp alias
+qalias ::= [A-Za-z_] [A-Za-z0-9_]? [A-Za-z0-9_]?
 subref ::= "(" ws query ws ")" (ws {ci("AS")} sp alias)?"""
 
 # %% ../nbs/03a_grammar.ipynb #3ac49eff
@@ -143,7 +144,7 @@ primary_{s} ::= literal | col_{s} | qcol_{s} | call_{s} | paren_{s} | {ci("EXIST
 paren_{s} ::= "(" ws (query | expr_{s} (ws "," ws expr_{s})*) ws ")"
 call_{s} ::= {ci("COUNT")} ws "(" ws ("*" | dexpr_{s}) ws ")" | aggname ws "(" ws dexpr_{s} ws ")" | fname ws "(" ws (expr_{s} (ws "," ws expr_{s})*)? ws ")"
 dexpr_{s} ::= expr_{s} | {ci("DISTINCT")} kexpr_{s}
-item_{s} ::= "*" | (alias | tname_{s}) ".*" | expr_{s} aliasing?
+item_{s} ::= "*" | (qalias | tname_{s}) ".*" | expr_{s} aliasing?
 kitems_{s} ::= {_INLINE_SP} item_{s} (ws "," ws item_{s})* | paren_{s} tail_{s}* aliasing? (ws "," ws item_{s})*
 head_{s} ::= {ci("SELECT")} ({_INLINE_SP} {ci("DISTINCT")})? kitems_{s} sp {ci("FROM")}
 clauses_{s} ::= (sp {ci("WHERE")} kexpr_{s})? (sp {_words("GROUP BY")} kexpr_{s} (ws "," ws expr_{s})* (sp {ci("HAVING")} kexpr_{s})?)?
@@ -165,14 +166,14 @@ def schema_grammar(schema:TableSchema, # one database's schema (names as in the 
                for t in tables}
     lines += [f"t{t} ::= {_name_forms(schema.table_names[t])}" for t in tables]
     for t in tables:
-        lines.append(_scope_rules(f"t{t}", " | ".join(columns[t]) or '"*"', f'(t{t} | alias) "." col_t{t}', f"t{t}"))
+        lines.append(_scope_rules(f"t{t}", " | ".join(columns[t]) or '"*"', f'(t{t} | qalias) "." col_t{t}', f"t{t}"))
         lines.append(f"core_t{t} ::= head_t{t} sp t{t} aliasing? clauses_t{t}")
     lines.append("pair ::= " + (" | ".join(f't{t} "." col_t{t}' for t in tables) or '"*"'))
     lines.append("tname ::= " + (" | ".join(f"t{t}" for t in tables) or '"*"'))
     lines.append("tref ::= tname aliasing?")
-    lines.append(_scope_rules("db", " | ".join(names.values()) or '"*"', 'pair | alias "." col_db', "tname"))
+    lines.append(_scope_rules("db", " | ".join(names.values()) or '"*"', 'pair | qalias "." col_db', "tname"))
     lines.append(f"core_db ::= head_db sp tref (jop tref (sp {ci('ON')} kexpr_db)?)+ clauses_db")
-    lines.append(_scope_rules("any", "col_db | alias", 'pair | alias "." (col_db | alias)', "tname"))
+    lines.append(_scope_rules("any", "col_db | alias", 'pair | qalias "." (col_db | alias)', "tname"))
     on = f"(sp {ci('ON')} kexpr_any)?"
     lines += [f"jtab ::= jop tref {on}", f"jsub ::= jopp subref {on}",
               "core_any ::= head_any (sp subref | subref) (jtab | jsub)* clauses_any"

@@ -63,3 +63,12 @@ def test_the_command_lists_refused_gold_and_fails_below_the_floor(tmp_path):
     result = run_check("--spider-dir", spider_copy(tmp_path, entries))
     assert result.returncode == 1
     assert result.stdout.splitlines() == ["3\tcar_1\tSELECT Year, AVG(Weight) FROM car_names", "accepted 3/4"]
+
+
+def test_a_qualifying_alias_is_short_so_a_wanted_column_cannot_run_on(dev):
+    "Grammar 1 let a model that wanted a column its table lacks write an endless 'alias': qualifiers are now 1-3 characters."
+    grammar = database_grammar(dev, "pets_1")
+    assert grammar_accepts(grammar, "SELECT T1.StuID FROM Has_Pet AS T1")
+    assert grammar_accepts(grammar, "SELECT si2.StuID FROM Has_Pet AS si2")
+    assert not grammar_accepts(grammar, "SELECT StuID FROM Has_Pet WHERE PetTypeIN_GROUP.PetID = 1")
+    assert not grammar_accepts(grammar, "SELECT StuID FROM Has_Pet WHERE PetType = 'cat'")  # a column of Pets only
