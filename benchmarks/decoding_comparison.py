@@ -24,15 +24,11 @@ DEV_STRATEGIES = { # name -> predict flags
     "repair": ["--k", "1", "--repair", "1"],
     "eg": ["--k", "1", "--select", "first_executable"],
     "eg3": ["--k", "1", "--select", "first_executable", "--eg-samples", "2"],
-    "schema+repair": ["--k", "1", "--constrain", "schema", "--repair", "1"],
-    "schema+eg3+repair": ["--k", "1", "--constrain", "schema", "--select", "first_executable", "--eg-samples", "2",
-                          "--repair", "1"],
+    "eg3+repair": ["--k", "1", "--select", "first_executable", "--eg-samples", "2", "--repair", "1"],
 }
 TRAIN_STRATEGIES = { # the CPU study's train questions, k = 4 as its sampling
     "plain": [],
-    "schema": ["--constrain", "schema"],
     "repair": ["--repair", "1"],
-    "schema+repair": ["--constrain", "schema", "--repair", "1"],
 }
 TRAIN_QUESTIONS = ["--split", "train", "--subset", "96", "--seed", "0", "--k", "4", "--max-tokens", "128",
                    "--prompt-budget", "896"]
