@@ -19,7 +19,7 @@ from .run_folder import ITERATION_STEPS, Run, read_jsonl, stage_info
 # %% auto #0
 __all__ = ['DEV_METRICS', 'PROVENANCE_PACKAGES', 'RESULTS_SCHEMA_VERSION', 'RESULTS_FILE', 'METRIC_LABELS', 'stage_predictions',
            'dev_values', 'accuracy_entry', 'stage_block', 'code_commit', 'stage_order', 'results_document',
-           'write_results', 'in_run_order', 'interval_table', 'comparison_sentences', 'markdown_table']
+           'write_results', 'answers_label', 'in_run_order', 'interval_table', 'comparison_sentences', 'markdown_table']
 
 # %% ../nbs/13c_results.ipynb #882f1f38
 DEV_METRICS = ("greedy", "greedy_lenient", "self_consistency", "pass_at_k")
@@ -129,8 +129,19 @@ def write_results(run:Run, # the run
     return atomic_write_json(path, results_document(run))
 
 # %% ../nbs/13c_results.ipynb #d5ffc2d0
-METRIC_LABELS = {"greedy": "greedy", "greedy_lenient": "greedy (lenient)", "self_consistency": "SC@{k}",
-                 "pass_at_k": "pass@{k}"}
+METRIC_LABELS = {"greedy": "{answers}", "greedy_lenient": "{answers} (lenient)", "self_consistency": "SC@{k}",
+                 "pass_at_k": "pass@{k}"} # {answers}: what chose the answers, `answers_label`
+
+def answers_label(document:dict, # a `results.json` document
+                 )->str:
+    "What chose the run's dev answers, as reports name it (`reasonforge.score.Decoding.label`): greedy, EG@5, ..."
+    from reasonforge.score import Decoding
+    config = document.get("config") or {}
+    if not config.get("decoding"): return "greedy"
+    fields = {key: config["decoding"][key] for key in ("constrain", "select", "repair", "samples")
+              if key in config["decoding"]}
+    k = (config.get("evaluation") or {}).get("k", 0)
+    return Decoding(**fields).label(k if k > 1 else 0)
 
 def _interval_text(entry:dict)->str:
     lo, hi = entry["ci95"]
@@ -154,7 +165,8 @@ def interval_table(document:dict, # a `results.json` document
         dev = block["dev"]
         row = {"n": dev["evaluated"], "excluded": dev["excluded"]}
         for metric in DEV_METRICS:
-            if metric in dev: row[METRIC_LABELS[metric].format(k=dev["k"])] = _interval_text(dev[metric])
+            if metric in dev:
+                row[METRIC_LABELS[metric].format(k=dev["k"], answers=answers_label(document))] = _interval_text(dev[metric])
         rows[stage] = row
     return pd.DataFrame.from_dict(rows, orient="index")
 
@@ -163,7 +175,9 @@ def comparison_sentences(document:dict, # a `results.json` document
                          alpha:float=0.05, # significance level the sentences use
                         )->list[str]:
     "Each comparison of the document in words (`reasonforge.stats.Comparison.in_words`)."
-    return [Comparison(**{**c, "ci95": tuple(c["ci95"])}).in_words(alpha) for c in document["comparisons"]]
+    answers = answers_label(document)
+    return [Comparison(**{**c, "ci95": tuple(c["ci95"]), "metric": c["metric"].replace("greedy", answers)}).in_words(alpha)
+            for c in document["comparisons"]]
 
 # %% ../nbs/13c_results.ipynb #8dca0f60
 def markdown_table(frame, # a DataFrame, e.g. `interval_table`'s
