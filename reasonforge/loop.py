@@ -11,8 +11,9 @@ from pathlib import Path
 from .core import _DropMessages, PROGRESS_LOGGER, RUNNER_VARIABLE, ReasonForgeError, atomic_write_json
 from .data import SPLIT_FILES
 from .generate import SampledQuestion
-from .score import (SQLExecutor, decodings, question_grammars, question_schemas, repair_candidates,
-                               score_model, start_engine, verify_groups)
+from .execute import SQLExecutor
+from .score import (decodings, question_grammars, question_schemas, repair_candidates, score_model,
+                               start_engine, verify_groups)
 from .config import RunConfig, read_config
 from .results import RESULTS_FILE, write_results
 from .run_folder import (DEV_TRAINED, ITERATION_STEPS, LOCK_VARIABLE, Run, notebook_template, read_jsonl,
@@ -91,6 +92,11 @@ def _scoring(run:Run)->dict:
     return dict(keep_distinct=evaluation.keep_distinct, lenient=evaluation.lenient, timeout=execution.timeout,
                 max_rows=execution.max_rows, workers=execution.workers)
 
+def _executor(run:Run)->SQLExecutor:
+    "An executor with the run's limits (not started: use it as a context manager)."
+    execution = run.config.execution
+    return SQLExecutor(timeout=execution.timeout, max_rows=execution.max_rows, workers=execution.workers)
+
 # %% ../nbs/13_loop.ipynb #205e30c2
 def _relative(run:Run, path:Path)->str:
     ("A path as a run records it: relative to the run folder inside it (run folders move), "
@@ -128,7 +134,7 @@ def sample_candidates(run:Run, # the run
             engine_stats, repaired = dict(backend.stats), 0
             if decoding.repair:
                 settings = dataclasses.replace(run.config.sampling, k=1, temperature=0.0, top_p=1.0)
-                with SQLExecutor(**{k: v for k, v in _scoring(run).items() if k in ("timeout", "max_rows", "workers")}) as executor:
+                with _executor(run) as executor:
                     fixed, repaired = repair_candidates(backend, executor, usable, schemas,
                                                         {q.index: c for q, c in zip(usable, sampled)}, settings, grammars,
                                                         dataset.tables)
@@ -158,11 +164,9 @@ def verify_candidates(run:Run, # the run
         rows = [SampledQuestion.from_json(r)
                 for r in read_jsonl(run.folder/f"iteration_{iteration}/sample/candidates.jsonl")]
         database = run.dataset("train").database_path
-        from reasonforge.execute import SQLExecutor
         groups = [[(database(r.db_id), r.gold_sql, sql) for sql in r.sqls] for r in rows]
         scoring = _scoring(run)
-        limits = {key: scoring[key] for key in ("timeout", "max_rows", "workers")}
-        with SQLExecutor(**limits) as executor:
+        with _executor(run) as executor:
             judged = verify_groups(executor, groups, keep_distinct=scoring["keep_distinct"], lenient=scoring["lenient"])
         out = [{"index": r.index, "db_id": r.db_id, "verdicts": [v.to_json() for v in verdicts]}
                for r, verdicts in zip(rows, judged)]
