@@ -40,6 +40,7 @@ class EvaluationConfig:
     temperature:float=0.7 # sampling temperature of those samples
     top_p:float=1.0 # nucleus sampling of those samples
     seed:int=0 # sampling seed of those samples
+    sample_subset:int|None=None # SC and pass@k on a seeded, hardness-stratified subset of this many questions (None: all)
     lenient:bool=True # also report the reference system's lenient check
     keep_distinct:bool=False # keep DISTINCT when comparing (the official default removes it)
 
@@ -80,7 +81,7 @@ class RunConfig:
     model:str="" # base model, as `reasonforge.models.resolve_model` takes it (e.g. pypi:qwen2.5-coder-0.5b-instruct)
     name:str="run" # run name: the run folder is run_root/name, its reports reports_root/name
     spider_dir:str|None=None # Spider folder or zip (None: `reasonforge.data.find_spider_dir()`)
-    run_root:str="runs" # where run folders are made (relative paths: to the current folder)
+    run_root:str="runs" # where run folders are made (relative paths: to the current folder; `~`: the home folder)
     reports_root:str="reports" # where report folders are made
     iterations:int=3 # self-improvement iterations after the baseline
     start_model:str|None=None # the model iteration 1 samples with and every LoRA trains from (None: `model`)
@@ -98,6 +99,7 @@ class RunConfig:
     engine:EngineConfig=field(default_factory=EngineConfig) # the sampling engine
     execution:ExecutionConfig=field(default_factory=ExecutionConfig) # SQL execution
     notebook:NotebookConfig=field(default_factory=NotebookConfig) # report notebooks
+    learning_curve:list|None=None # fractions of iteration 1's training rows, each trained from base and evaluated on dev
 
 # %% ../nbs/13a_config.ipynb #0ff706d6
 def _type_name(hint)->str:
@@ -173,7 +175,7 @@ _PROBABILITY = (lambda v: v is None or 0 < v <= 1, "in (0, 1]")
 _VALUE_RULES = {
     "iterations": _at_least(0), "train_subset.size": _at_least(1), "dev_subset.size": _at_least(1),
     "sampling.k": _at_least(1), "sampling.temperature": _at_least(0), "sampling.top_p": _PROBABILITY,
-    "sampling.max_tokens": _at_least(1), "evaluation.k": _at_least(0), "evaluation.temperature": _at_least(0),
+    "sampling.max_tokens": _at_least(1), "evaluation.k": _at_least(0), "evaluation.sample_subset": _at_least(1), "evaluation.temperature": _at_least(0),
     "evaluation.top_p": _PROBABILITY, "harvest.min_copies": _at_least(0), "harvest.gold_copies": _at_least(0),
     "harvest.max_distinct_per_question": _at_least(1), "harvest.max_rows_per_question": _at_least(1),
     "harvest.max_rows": _at_least(1), "training.lora_rank": _at_least(1), "training.lora_alpha": _above(0),
@@ -218,6 +220,12 @@ def _check_config(config:RunConfig):
                                f"{config.sampling.max_tokens} is over "
                                f"training.max_length {config.training.max_length}: harvested rows would not "
                                "fit (lower prompt_budget)")
+    if config.learning_curve is not None and not all(isinstance(f, (int, float)) and not isinstance(f, bool)
+                                                         and 0 < f < 1 for f in config.learning_curve):
+        raise ReasonForgeError(f"learning_curve: fractions of iteration 1's rows, each in (0, 1) (1 is iteration 1 "
+                               f"itself), got {config.learning_curve!r}")
+    if config.learning_curve and config.iterations < 1:
+        raise ReasonForgeError("learning_curve: needs at least one iteration (its points subsample iteration 1's rows)")
     if not config.train_from_base:
         raise ReasonForgeError("train_from_base: false is not supported (reasonforge.train trains every "
                                "iteration from the base model)")

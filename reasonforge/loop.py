@@ -13,19 +13,20 @@ from .data import SPLIT_FILES
 from .generate import SampledQuestion
 from .execute import SQLExecutor
 from .score import (decodings, question_grammars, question_schemas, repair_candidates, score_model,
-                               start_engine, verify_groups)
+                               start_engine, stratified_sample, verify_groups)
 from .config import RunConfig, read_config
-from .results import RESULTS_FILE, write_results
-from .run_folder import (DEV_TRAINED, ITERATION_STEPS, LOCK_VARIABLE, Run, notebook_template, read_jsonl,
-                                    redo_damaged_stages, run_lock, stage_info, stage_is_current, write_jsonl)
+from .results import RESULTS_FILE, VERDICTS_FILE, machine_description, write_results, write_verdicts
+from .run_folder import (CURVE_STEPS, DEV_TRAINED, ITERATION_STEPS, LOCK_VARIABLE, Run, curve_stage,
+                                    notebook_template, read_jsonl, redo_damaged_stages, run_lock, stage_info,
+                                    stage_is_current, write_jsonl)
 
 logger = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['logger', 'KERNEL_SHUTDOWN_NOISE', 'stage_inputs', 'stage_names', 'sample_candidates', 'verify_candidates',
-           'harvest_training_set', 'train_model', 'evaluate_model', 'sft_baseline', 'iteration_summaries',
-           'run_summaries', 'write_iteration_result', 'follow_runner', 'log_to_file', 'quiet_kernel_shutdown',
-           'console_line', 'echo_run_log', 'check_inputs', 'RunOutcome', 'run_loop']
+           'harvest_training_set', 'train_model', 'evaluate_model', 'sft_baseline', 'learning_curve',
+           'iteration_summaries', 'run_summaries', 'write_iteration_result', 'follow_runner', 'log_to_file',
+           'quiet_kernel_shutdown', 'console_line', 'echo_run_log', 'check_inputs', 'RunOutcome', 'run_loop']
 
 # %% ../nbs/13_loop.ipynb #1c250359
 def _model_files(run:Run, train_stage:str)->list:
@@ -43,6 +44,7 @@ def stage_inputs(run:Run, # the run
     if step == "evaluate": return [] if prefix == "baseline" else _model_files(run, f"{prefix}/train")
     if step == "train": return [run.folder/prefix/"harvest"/"train.jsonl"]
     if prefix == "sft": return []
+    if prefix.startswith("curve_"): return [run.folder/"iteration_1"/"harvest"/"train.jsonl"] # harvest: a share of it
     iteration, folder = int(prefix.split("_")[1]), run.folder/prefix
     return {"sample": _model_files(run, f"iteration_{iteration - 1}/train") if iteration > 1 else [],
             "verify": [folder/"sample"/"candidates.jsonl"],
@@ -53,7 +55,8 @@ def stage_names(run:Run, # the run
                )->list:
     "Every stage a run has, in the order they run."
     names = ["baseline/evaluate"] + (["sft/harvest", "sft/train", "sft/evaluate"] if run.config.sft_baseline else [])
-    return names + [f"iteration_{i}/{step}" for i in range(1, run.config.iterations + 1) for step in ITERATION_STEPS]
+    names += [f"iteration_{i}/{step}" for i in range(1, run.config.iterations + 1) for step in ITERATION_STEPS]
+    return names + [f"{curve_stage(f)}/{step}" for f in run.config.learning_curve or [] for step in CURVE_STEPS]
 
 # %% ../nbs/13_loop.ipynb #2c77657b
 @functools.lru_cache(maxsize=4)
@@ -231,18 +234,23 @@ def train_model(run:Run, # the run
 
 # %% ../nbs/13_loop.ipynb #c500c568
 def evaluate_model(run:Run, # the run
-                   phase:str, # the model's phase of the run: "baseline", "sft" or "iteration_<i>"
+                   phase:str, # the model's phase of the run: "baseline", "sft", "iteration_<i>" or "curve_<pct>"
                    model:Path, # the model folder to evaluate
+                   samples:bool=True, # also self-consistency and pass@k, as `evaluation` asks (False: the answers only)
                   )->dict:
     ("Stage `<phase>/evaluate`: `reasonforge.score.score_model` on the run's dev questions, greedy, "
      "self-consistency and pass@k.")
     evaluation = run.config.evaluation
     def work(folder:Path)->dict:
-        greedy, samples = decodings(run.config.sampling, evaluation.greedy, evaluation.k, evaluation.temperature,
-                                    evaluation.top_p, evaluation.seed)
-        score = score_model(lambda: _engine(run, model, folder/"cache"), run.dataset("dev"),
-                            run.questions("dev"), greedy, samples,
-                            prompt_budget=run.config.prompt_budget, decoding=run.config.decoding, **_scoring(run))
+        greedy, sampled = decodings(run.config.sampling, evaluation.greedy, evaluation.k if samples else 0,
+                                    evaluation.temperature, evaluation.top_p, evaluation.seed)
+        questions = run.questions("dev")
+        subset = None if not evaluation.sample_subset else {
+            q.index for q in stratified_sample([q for q in questions if not q.excluded], evaluation.sample_subset,
+                                               evaluation.seed)}
+        score = score_model(lambda: _engine(run, model, folder/"cache"), run.dataset("dev"), questions, greedy,
+                            sampled, prompt_budget=run.config.prompt_budget, decoding=run.config.decoding,
+                            sample_questions=subset, **_scoring(run))
         dtypes = {stats.get("dtype") for stats in score.engine.values() if isinstance(stats, dict)} - {None}
         metrics = {"model": _relative(run, model), "dtype": ",".join(sorted(dtypes)) or None, **score.metrics}
         write_jsonl(folder/"predictions.jsonl", [row.to_json() for row in score.rows])
@@ -265,6 +273,34 @@ def sft_baseline(run:Run, # the run
     run.stage("sft/harvest", work)
     _train_stage(run, "sft/train")
     return evaluate_model(run, "sft", run.folder/"sft/train/merged")
+
+# %% ../nbs/13_loop.ipynb #bbdd7301
+def _curve_rows(run:Run, fraction:float)->tuple:
+    "(a seeded `fraction` of iteration 1's training rows in file order, how many it had): smaller shares nest."
+    import random
+    from reasonforge.harvest import read_training_set
+    rows = read_training_set(run.folder/"iteration_1"/"harvest"/"train.jsonl")
+    order = list(range(len(rows)))
+    random.Random(run.config.harvest.seed).shuffle(order)
+    return [rows[i] for i in sorted(order[:max(1, round(fraction * len(rows)))])], len(rows)
+
+# %% ../nbs/13_loop.ipynb #687b2e66
+def learning_curve(run:Run, # a run whose iteration 1 has finished
+                  )->list:
+    "Stages `curve_<pct>/harvest`, `train` and `evaluate` for each of the run's `learning_curve` fractions."
+    from reasonforge.harvest import write_training_set
+    evaluations = []
+    for fraction in run.config.learning_curve or []:
+        prefix = curve_stage(fraction)
+        def work(folder:Path, fraction=fraction)->dict:
+            rows, total = _curve_rows(run, fraction)
+            stats = {"fraction": fraction, "of_rows": total, "rows": len(rows)}
+            write_training_set(rows, stats, folder/"train.jsonl")
+            return stats
+        run.stage(f"{prefix}/harvest", work, stage_inputs(run, f"{prefix}/harvest"))
+        _train_stage(run, f"{prefix}/train")
+        evaluations.append(evaluate_model(run, prefix, run.folder/prefix/"train"/"merged", samples=False))
+    return evaluations
 
 # %% ../nbs/13_loop.ipynb #e6c106fc
 def iteration_summaries(run:Run, # the run
@@ -482,8 +518,12 @@ def _with_first_cell(template:Path, folder:Path, text:str)->Path:
 
 # %% ../nbs/13_loop.ipynb #96f3d380
 def _parameter_path(path:Path)->str:
-    "A report notebook's path parameter, relative to the folder the kernel runs in: reports name no machine's folders."
-    return os.path.relpath(Path(path).resolve())
+    ("A report notebook's path parameter: relative to the folder the kernel runs in, or `~/...` for a folder under "
+     "the home folder outside it; reports name no machine's folders.")
+    path, here = Path(path).resolve(), Path.cwd().resolve()
+    if path.is_relative_to(Path.home()) and not path.is_relative_to(here):
+        return "~/" + path.relative_to(Path.home()).as_posix()
+    return os.path.relpath(path)
 
 # %% ../nbs/13_loop.ipynb #5f8112d1
 def _reports_folder(run:Run, reports_dir:str|Path|None)->Path:
@@ -534,7 +574,7 @@ def run_loop(config:str|Path|RunConfig, # YAML config file, or a checked config
             )->RunOutcome:
     "Baseline, optional SFT, then one executed iteration notebook per iteration, then the summary notebook."
     checked, text = (config, None) if isinstance(config, RunConfig) else read_config(config) # read once
-    folder = Path(run_dir) if run_dir else Path(checked.run_root)/checked.name
+    folder = Path(run_dir) if run_dir else Path(checked.run_root).expanduser()/checked.name
     check_inputs(Run(folder, checked)) # bad input stops here
     run = Run.start(checked, folder, text)
     reports = _reports_folder(run, reports_dir)
@@ -545,17 +585,19 @@ def run_loop(config:str|Path|RunConfig, # YAML config file, or a checked config
         logger.info("run %s: %s, %d iterations, reports in %s", run.folder, run.config.model, run.config.iterations,
                     reports)
         _set_status(run, status="running", started=time.strftime("%Y-%m-%dT%H:%M:%S"), pid=os.getpid(),
-                    reports=str(reports), error=None, finished=None)
+                    reports=str(reports), error=None, finished=None, machine=machine_description())
         try:
             redo_damaged_stages(run.folder, stage_names(run)) # before any finished stage is relied on
             evaluate_model(run, "baseline", run.base_model())
             if run.config.sft_baseline: sft_baseline(run)
             error = _run_iterations(run, reports, notebook, notebooks)
+            if error is None and run.config.learning_curve: learning_curve(run)
         except ReasonForgeError as failure:
             error = str(failure)
         _set_status(run, status="failed" if error else "completed", error=error,
                     finished=time.strftime("%Y-%m-%dT%H:%M:%S"), last_wall_s=round(time.monotonic() - started, 1))
         write_results(run, reports/RESULTS_FILE) # the run's numbers for machines; the summary reads them back
+        write_verdicts(run, reports/VERDICTS_FILE) # the per-question evidence behind its comparisons
         summary = notebook("summary", "summary", {"run_dir": _parameter_path(run.folder),
                                                   "results_path": _parameter_path(reports/RESULTS_FILE)})
         notebooks.append(summary)

@@ -8,7 +8,7 @@ import json, os
 from pathlib import Path
 
 from .config import RunConfig, read_config
-from .run_folder import Run, stage_info
+from .run_folder import Run, curve_stage, stage_info
 from .loop import stage_names
 from .models import compute_dtype
 
@@ -25,7 +25,7 @@ def run_plan(config:str|Path|RunConfig, # a YAML config file, or a checked confi
     from reasonforge.engines import replica_plan
     from reasonforge.train import training_launch_command
     if not isinstance(config, RunConfig): config = read_config(config)[0]
-    run = Run(Path(run_dir) if run_dir else Path(config.run_root)/config.name, config)
+    run = Run(Path(run_dir) if run_dir else Path(config.run_root).expanduser()/config.name, config)
     needs_train = config.iterations > 0 or config.sft_baseline
     data = {}
     for split in ("dev", "train") if needs_train else ("dev",):
@@ -33,16 +33,21 @@ def run_plan(config:str|Path|RunConfig, # a YAML config file, or a checked confi
         usable = sum(not q.excluded for q in questions)
         data[split] = {"questions": len(questions), "usable": usable, "excluded": len(questions) - usable}
     dev, train = data["dev"]["usable"], data.get("train", {}).get("usable", 0)
-    evaluation = ((["greedy"] if config.evaluation.greedy else [])
-                  + ([f"{config.evaluation.k} samples"] if config.evaluation.k else []))
+    subset, k = min(config.evaluation.sample_subset or dev, dev), config.evaluation.k
+    answers = [config.decoding.label(k if subset == dev and k > 1 else 0)] if config.evaluation.greedy else []
+    evaluation = answers + ([f"{k} samples" + (f" on {subset:,} of them" if subset < dev else "")] if k > 1 else [])
     work = {"evaluate": f"{dev:,} dev questions: {' + '.join(evaluation) or 'nothing'}",
             "sample": f"{train:,} train questions x k={config.sampling.k} = {train * config.sampling.k:,} candidates",
             "verify": f"{train * config.sampling.k:,} candidates executed on this machine's CPUs",
             "harvest": "correct candidates -> training rows",
             "train": f"LoRA ({config.training.backend}) from the base model"}
-    sft = {"sft/harvest": f"gold SQL of {train:,} train questions", "sft/train": work["train"],
-           "sft/evaluate": work["evaluate"]}
-    stages = [{"stage": name, "work": sft.get(name) or work[name.rsplit("/", 1)[1]],
+    named = {"sft/harvest": f"gold SQL of {train:,} train questions", "sft/train": work["train"],
+             "sft/evaluate": work["evaluate"]}
+    for fraction in config.learning_curve or []:
+        named |= {f"{curve_stage(fraction)}/harvest": f"a seeded {fraction:.0%} of iteration 1's training rows",
+                f"{curve_stage(fraction)}/train": work["train"],
+                f"{curve_stage(fraction)}/evaluate": f"{dev:,} dev questions: {' + '.join(answers) or 'nothing'}"}
+    stages = [{"stage": name, "work": named.get(name) or work[name.rsplit("/", 1)[1]],
                "finished": stage_info(run.folder, name) is not None} for name in stage_names(run)]
     engine = config.engine
     options = {"dtype": engine.dtype, "max_num_seqs": engine.max_num_seqs, "max_model_len": engine.max_model_len,

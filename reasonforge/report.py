@@ -158,6 +158,10 @@ def decoding_label(decoding:str, # one of `DECODINGS`
     return {"greedy": answers, "self_consistency": f"SC@{k}", "pass_at_k": f"pass@{k}"}[decoding]
 
 # %% ../nbs/12_report.ipynb #278f9d6f
+def _subset_note(summary:dict, first:dict)->str:
+    "' (n=300)' when a decoding scored fewer questions than the first (`evaluation.sample_subset`), else ''."
+    return f" (n={summary['evaluated']})" if summary["evaluated"] < first["evaluated"] else ""
+
 def accuracy_table(evaluations:dict, # stage label -> its evaluation summaries
                    lenient:bool=True, # add the lenient columns where they were computed
                   ):
@@ -165,15 +169,14 @@ def accuracy_table(evaluations:dict, # stage label -> its evaluation summaries
     import pandas as pd
     rows = {}
     for label, evaluation in evaluations.items():
-        row = {}
+        row, first = {}, next((evaluation[d] for d in DECODINGS if evaluation.get(d)), None)
         for decoding in DECODINGS:
             summary = evaluation.get(decoding)
             if not summary: continue
-            name = decoding_label(decoding, summary)
+            name = decoding_label(decoding, summary) + _subset_note(summary, first)
             row[name] = round(100 * summary["exec_accuracy"], 1)
             if lenient and summary.get("lenient_accuracy") is not None:
                 row[f"{name} lenient"] = round(100 * summary["lenient_accuracy"], 1)
-        first = next((evaluation[d] for d in DECODINGS if evaluation.get(d)), None)
         if first: row.update(evaluated=first["evaluated"], excluded=first["excluded"])
         rows[label] = row
     return pd.DataFrame.from_dict(rows, orient="index")

@@ -4,22 +4,26 @@
 
 # %% ../nbs/13c_results.ipynb #78d3d188
 from __future__ import annotations
-import subprocess, time
+import contextlib, gzip, hashlib, json, subprocess, time
 from pathlib import Path
 
 import reasonforge
-from .core import atomic_write_json
+from .core import atomic_write_bytes, atomic_write_json, sha256_file
+from .data import SPLIT_FILES
 from .harvest import pass_at_k
 from .train import library_versions
 from .evaluate import DevPrediction
 from .stats import Accuracy, Comparison, accuracy_of, paired_bootstrap, stage_comparisons
 from .config import config_to_dict
-from .run_folder import ITERATION_STEPS, Run, read_jsonl, stage_info
+from .run_folder import ITERATION_STEPS, Run, curve_stage, read_jsonl, stage_info
 
 # %% auto #0
-__all__ = ['DEV_METRICS', 'PROVENANCE_PACKAGES', 'RESULTS_SCHEMA_VERSION', 'RESULTS_FILE', 'METRIC_LABELS', 'stage_predictions',
-           'dev_values', 'accuracy_entry', 'stage_block', 'code_commit', 'stage_order', 'results_document',
-           'write_results', 'answers_label', 'in_run_order', 'interval_table', 'comparison_sentences', 'markdown_table']
+__all__ = ['DEV_METRICS', 'PROVENANCE_PACKAGES', 'RESULTS_SCHEMA_VERSION', 'RESULTS_FILE', 'VERDICTS_FILE', 'METRIC_LABELS',
+           'stage_predictions', 'dev_values', 'accuracy_entry', 'stage_block', 'code_commit', 'data_fingerprint',
+           'model_fingerprint', 'prompt_fingerprint', 'machine_description', 'run_provenance', 'stage_order',
+           'learning_curve_points', 'results_document', 'write_results', 'verdict_lines', 'write_verdicts',
+           'verdict_values', 'answers_label', 'in_run_order', 'interval_table', 'comparison_sentences',
+           'markdown_table']
 
 # %% ../nbs/13c_results.ipynb #882f1f38
 DEV_METRICS = ("greedy", "greedy_lenient", "self_consistency", "pass_at_k")
@@ -62,7 +66,8 @@ def stage_block(run:Run, # the run
     if evaluation is None: return None
     rows = stage_predictions(run, stage)
     scored = sum(not row.excluded for row in rows)
-    dev = {"evaluated": scored, "excluded": len(rows) - scored, "k": run.config.evaluation.k,
+    samples = (evaluation.get("self_consistency") or {}).get("k", 0) # 0: the stage drew no samples
+    dev = {"evaluated": scored, "excluded": len(rows) - scored, "k": samples,
            **{metric: accuracy_entry(values) for metric, values in dev_values(rows).items()}}
     block = {"dev": dev}
     harvest, training = _summary(run, f"{stage}/harvest"), _summary(run, f"{stage}/train")
@@ -94,15 +99,95 @@ def code_commit()->dict|None:
     return {"commit": head.stdout.strip(),
             "uncommitted_changes": bool(git("status", "--porcelain", "-uno").stdout.strip())}
 
+# %% ../nbs/13c_results.ipynb #b3b5cf37
+def _text_sha256(text:str)->str: return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+def data_fingerprint(dataset, # a `reasonforge.data.SpiderDataset` of the run
+                    )->dict:
+    "sha256 of the split files and `tables.json`, and of the databases' manifest (`sha256sum` of every .sqlite file)."
+    root = Path(dataset.root)
+    files = {name: sha256_file(root/name) for name in (*SPLIT_FILES.values(), "tables.json") if (root/name).is_file()}
+    databases = sorted(Path(dataset.database_dir).glob("*/*.sqlite"))
+    manifest = "".join(f"{sha256_file(path)}  ./{path.relative_to(dataset.database_dir).as_posix()}\n"
+                       for path in databases)
+    return {"files_sha256": files, "databases": len(databases), "database_manifest_sha256": _text_sha256(manifest)}
+
+# %% ../nbs/13c_results.ipynb #eb04b62d
+def model_fingerprint(folder:str|Path, # a resolved model folder
+                     )->dict:
+    "sha256 of a model folder's weights (its conversion record's, else of the weight files) and of its chat template."
+    from reasonforge.models import MODEL_MARKER
+    folder = Path(folder)
+    recorded = json.loads((folder/MODEL_MARKER).read_text()) if (folder/MODEL_MARKER).is_file() else {}
+    files = sorted(p for p in folder.glob("*") if p.suffix in (".safetensors", ".bin", ".gguf"))
+    weights = recorded.get("weights_sha256") or _text_sha256("".join(f"{sha256_file(p)}  {p.name}\n" for p in files))
+    config, jinja = folder/"tokenizer_config.json", folder/"chat_template.jinja"
+    template = (jinja.read_text() if jinja.is_file() else
+                json.loads(config.read_text()).get("chat_template") if config.is_file() else None)
+    return {"weights_sha256": weights, "chat_template_sha256": _text_sha256(str(template)) if template else None}
+
+# %% ../nbs/13c_results.ipynb #aff8b1b9
+def prompt_fingerprint(dataset, # a `reasonforge.data.SpiderDataset` (one of its databases is rendered)
+                      )->dict:
+    "sha256 of the prompt's fixed texts (system, user and answer templates, stop, repair turn) and of schema renderings."
+    from reasonforge import prompt
+    texts = [prompt.SYSTEM_PROMPT, prompt.user_message("{schema}", "{question}"), prompt.answer_text("{sql}"),
+             *prompt.RESPONSE_STOP, prompt.REPAIR_REQUEST]
+    db_id = next(db for db in sorted(dataset.tables) if dataset.database_path(db)) # the first that has a file
+    schemas = [prompt.compact_schema(dataset.tables[db_id]) if detail == "compact"
+               else dataset.schema_prompt(db_id, **detail) for detail in prompt.SCHEMA_DETAILS]
+    return {"template_sha256": _text_sha256(json.dumps(texts)), "schema_text_sha256": _text_sha256(json.dumps(schemas)),
+            "schema_rendered": db_id}
+
+# %% ../nbs/13c_results.ipynb #668da394
+def machine_description()->dict:
+    "The CPU's model and flags, cores and memory, and the GPUs (`nvidia-smi`), of this machine."
+    import os, platform
+    info = {}
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if ":" in line: info.setdefault(line.split(":", 1)[0].strip(), line.split(":", 1)[1].strip())
+    try: gpus = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
+                               capture_output=True, text=True, timeout=30).stdout.strip().splitlines()
+    except (OSError, subprocess.SubprocessError): gpus = []
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {"cpu": info.get("model name", platform.processor()), "cpu_flags": sorted(info.get("flags", "").split()),
+            "cores": len(os.sched_getaffinity(0)), "memory_gib": round(memory, 1), "machine": platform.machine(),
+            "gpus": gpus}
+
+# %% ../nbs/13c_results.ipynb #1d486069
+def run_provenance(run:Run, # the run
+                  )->dict:
+    "What the run's numbers were measured on: data, model, prompt and machine fingerprints."
+    from reasonforge.core import ReasonForgeError
+    dataset = run.dataset("dev")
+    try: model = model_fingerprint(run.base_model())
+    except ReasonForgeError as error: model = {"error": str(error)}
+    status = json.loads((run.folder/"run.json").read_text()) if (run.folder/"run.json").is_file() else {}
+    return {"data": data_fingerprint(dataset), "model": model, "prompt": prompt_fingerprint(dataset),
+            "machine": status.get("machine") or machine_description()}
+
 # %% ../nbs/13c_results.ipynb #969ece1a
-RESULTS_SCHEMA_VERSION = 1
+RESULTS_SCHEMA_VERSION = 2
 RESULTS_FILE = "results.json" # written next to summary.html
 
 def stage_order(run:Run, # the run
                )->list[str]:
     "The stages a run evaluates on dev, in run order."
     return (["baseline"] + (["sft"] if run.config.sft_baseline else [])
-            + [f"iteration_{i}" for i in range(1, run.config.iterations + 1)])
+            + [f"iteration_{i}" for i in range(1, run.config.iterations + 1)]
+            + [curve_stage(f) for f in run.config.learning_curve or []])
+
+# %% ../nbs/13c_results.ipynb #c8af213a
+def learning_curve_points(run:Run, # the run
+                          stages:dict, # its `results.json` stage blocks
+                         )->list[dict]:
+    "Dev answers against training rows: each learning-curve point that has finished, and iteration 1 as the 100% point."
+    if not run.config.learning_curve: return []
+    points = [(f, curve_stage(f)) for f in run.config.learning_curve] + [(1.0, "iteration_1")]
+    return sorted(({"stage": stage, "fraction": fraction, "rows": stages[stage]["training"]["rows_trained_on"],
+                    "greedy": stages[stage]["dev"].get("greedy")} for fraction, stage in points if stage in stages),
+                  key=lambda point: point["fraction"])
 
 # %% ../nbs/13c_results.ipynb #d1b6e293
 def results_document(run:Run, # the run
@@ -114,12 +199,14 @@ def results_document(run:Run, # the run
         if (block := stage_block(run, stage)) is None: continue
         stages[stage] = block
         values[stage] = dev_values(stage_predictions(run, stage))
+    curve = learning_curve_points(run, stages)
     return {"schema_version": RESULTS_SCHEMA_VERSION, "run": run.folder.name,
             "written": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "model": run.config.model, "stages": stages,
             "comparisons": [c.to_json() for c in stage_comparisons(values, iterations=iterations)],
+            **({"learning_curve": curve} if curve else {}),
             "config": config_to_dict(run.config), "commit": code_commit(),
-            "versions": library_versions(PROVENANCE_PACKAGES)}
+            "versions": library_versions(PROVENANCE_PACKAGES), "provenance": run_provenance(run)}
 
 # %% ../nbs/13c_results.ipynb #0a4a1b82
 def write_results(run:Run, # the run
@@ -127,6 +214,43 @@ def write_results(run:Run, # the run
                  )->Path:
     "Write the run's `results.json` atomically."
     return atomic_write_json(path, results_document(run))
+
+# %% ../nbs/13c_results.ipynb #159ed7f0
+VERDICTS_FILE = "dev_verdicts.jsonl.gz" # written next to results.json
+
+def verdict_lines(run:Run, # the run
+                 )->list[dict]:
+    "One line per stage with a finished dev evaluation and per scored question: its metrics' values (`dev_values`)."
+    lines = []
+    for stage in stage_order(run):
+        if _summary(run, f"{stage}/evaluate") is None: continue
+        rows = stage_predictions(run, stage)
+        values = dev_values(rows)
+        lines += [{"stage": stage, "index": row.index, "db_id": row.db_id, "hardness": row.hardness,
+                   **{metric: column[n] for metric, column in values.items() if column[n] is not None}}
+                  for n, row in enumerate(rows) if not row.excluded]
+    return lines
+
+# %% ../nbs/13c_results.ipynb #04ab0853
+def write_verdicts(run:Run, # the run
+                   path:str|Path, # where to write it (the runner: reports/<run>/dev_verdicts.jsonl.gz)
+                  )->Path:
+    "Write `verdict_lines` as gzip-compressed JSON lines, atomically and without a timestamp."
+    text = "".join(json.dumps(line, separators=(",", ":")) + "\n" for line in verdict_lines(run))
+    return atomic_write_bytes(path, gzip.compress(text.encode("utf-8"), mtime=0))
+
+# %% ../nbs/13c_results.ipynb #3c9cd213
+def verdict_values(path:str|Path, # a `dev_verdicts.jsonl.gz`
+                  )->dict[str, dict[str, list]]:
+    "stage -> metric -> one value per question of the file (None where the stage did not score it), in question order."
+    with gzip.open(path, "rt", encoding="utf-8") as lines: rows = [json.loads(line) for line in lines]
+    position = {index: n for n, index in enumerate(sorted({row["index"] for row in rows}))}
+    values = {}
+    for row in rows:
+        for metric in DEV_METRICS:
+            if metric in row:
+                values.setdefault(row["stage"], {}).setdefault(metric, [None] * len(position))[position[row["index"]]] = row[metric]
+    return values
 
 # %% ../nbs/13c_results.ipynb #d5ffc2d0
 METRIC_LABELS = {"greedy": "{answers}", "greedy_lenient": "{answers} (lenient)", "self_consistency": "SC@{k}",
@@ -149,9 +273,9 @@ def _interval_text(entry:dict)->str:
 
 # %% ../nbs/13c_results.ipynb #af1118dd
 def in_run_order(stages) -> list[str]:
-    "Stage names in run order (baseline, sft, iteration_1, iteration_2, ...), whatever order a JSON file keeps them in."
+    "Stage names in run order (baseline, sft, iteration_1, ..., curve_25, ...), whatever order a JSON file keeps them in."
     def position(stage): return ((0, 0) if stage == "baseline" else (1, 0) if stage == "sft"
-                                 else (2, int(stage.rsplit("_", 1)[-1])))
+                                 else (3 if stage.startswith("curve_") else 2, int(stage.rsplit("_", 1)[-1])))
     return sorted(stages, key=position)
 
 # %% ../nbs/13c_results.ipynb #2e3a041e
@@ -166,7 +290,9 @@ def interval_table(document:dict, # a `results.json` document
         row = {"n": dev["evaluated"], "excluded": dev["excluded"]}
         for metric in DEV_METRICS:
             if metric in dev:
-                row[METRIC_LABELS[metric].format(k=dev["k"], answers=answers_label(document))] = _interval_text(dev[metric])
+                subset = f" (n={dev[metric]['n']})" if dev[metric]["n"] < dev["evaluated"] else ""
+                label = METRIC_LABELS[metric].format(k=dev["k"], answers=answers_label(document)) + subset
+                row[label] = _interval_text(dev[metric])
         rows[stage] = row
     return pd.DataFrame.from_dict(rows, orient="index")
 
@@ -174,9 +300,10 @@ def interval_table(document:dict, # a `results.json` document
 def comparison_sentences(document:dict, # a `results.json` document
                          alpha:float=0.05, # significance level the sentences use
                         )->list[str]:
-    "Each comparison of the document in words (`reasonforge.stats.Comparison.in_words`)."
-    answers = answers_label(document)
-    return [Comparison(**{**c, "ci95": tuple(c["ci95"]), "metric": c["metric"].replace("greedy", answers)}).in_words(alpha)
+    "Each comparison of the document in words (`reasonforge.stats.Comparison.in_words`), metrics named as the tables name them."
+    answers, k = answers_label(document), max((s["dev"]["k"] for s in document["stages"].values()), default=0)
+    def name(metric): return METRIC_LABELS.get(metric, metric).format(k=k, answers=answers)
+    return [Comparison(**{**c, "ci95": tuple(c["ci95"]), "metric": name(c["metric"])}).in_words(alpha)
             for c in document["comparisons"]]
 
 # %% ../nbs/13c_results.ipynb #8dca0f60

@@ -20,16 +20,21 @@ logger = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['logger', 'CONFIG_SNAPSHOT', 'RESOLVED_CONFIG', 'STAGE_FILE', 'LOCK_FILE', 'ITERATION_STEPS', 'LOCK_VARIABLE',
-           'TRAIN_QUESTIONS', 'DEV_TRAINED', 'DEV_CONTAMINATED', 'FIXTURE_RUN', 'run_lock', 'output_to', 'stage_info',
-           'input_records', 'stage_is_current', 'redo_damaged_stages', 'run_stage', 'select_questions', 'Run',
-           'write_jsonl', 'read_jsonl', 'notebook_template', 'demo_run_dir']
+           'CURVE_STEPS', 'TRAIN_QUESTIONS', 'DEV_TRAINED', 'DEV_CONTAMINATED', 'FIXTURE_RUN', 'curve_stage',
+           'run_lock', 'output_to', 'stage_info', 'input_records', 'stage_is_current', 'redo_damaged_stages',
+           'run_stage', 'select_questions', 'Run', 'write_jsonl', 'read_jsonl', 'notebook_template', 'demo_run_dir']
 
 # %% ../nbs/13b_run_folder.ipynb #b852ab6e
 CONFIG_SNAPSHOT, RESOLVED_CONFIG, STAGE_FILE, LOCK_FILE = "config.yaml", "config.json", "stage.json", ".lock"
 # the stages of an iteration, in the order they run
 ITERATION_STEPS = ("sample", "verify", "harvest", "train", "evaluate")
 LOCK_VARIABLE = "REASONFORGE_LOCKED_RUN" # set by the runner for its notebooks: the run folder whose lock it holds
+CURVE_STEPS = ("harvest", "train", "evaluate") # the stages of a learning-curve point
 
+def curve_stage(fraction:float, # a share of iteration 1's training rows, in (0, 1)
+               )->str:
+    "The folder of a learning-curve point: `curve_25` for 25% of iteration 1's rows."
+    return f"curve_{round(100 * fraction)}"
 
 # %% ../nbs/13b_run_folder.ipynb #464d998c
 _HELD_LOCKS:dict = {} # run folder -> open lock file, for the locks this process holds
@@ -315,7 +320,7 @@ def start(cls:Run, config:str|Path|RunConfig, # a YAML config file, or a checked
     "Create a run folder with the config snapshot, or reopen one that was started with the same config."
     if not isinstance(config, RunConfig): config, text = read_config(config)
     if text is None: text = yaml.safe_dump(config_to_dict(config), sort_keys=False)
-    folder = Path(run_dir) if run_dir else Path(config.run_root)/config.name
+    folder = Path(run_dir) if run_dir else Path(config.run_root).expanduser()/config.name
     resolved = config_to_dict(config)
     with run_lock(folder):
         if (started := _started_config(folder)) is not None:
@@ -335,11 +340,12 @@ def start(cls:Run, config:str|Path|RunConfig, # a YAML config file, or a checked
 @patch(cls_method=True)
 def open(cls:Run, run_dir:str|Path, # an existing run folder
         )->Run:
-    "Reopen a run folder from its config snapshot."
-    started = _started_config(Path(run_dir))
+    "Reopen a run folder from its config snapshot (`~` is the home folder)."
+    run_dir = Path(run_dir).expanduser()
+    started = _started_config(run_dir)
     if started is None:
         raise ReasonForgeError(f"{run_dir} is not a run folder (no {RESOLVED_CONFIG}); start it with `reasonforge run`")
-    return cls(run_dir, config_from_dict(started, str(Path(run_dir)/RESOLVED_CONFIG)))
+    return cls(run_dir, config_from_dict(started, str(run_dir/RESOLVED_CONFIG)))
 
 # %% ../nbs/13b_run_folder.ipynb #c0f9b066
 @patch

@@ -18,8 +18,8 @@ from .evaluate import dev_predictions, greedy_summary, sample_summaries
 
 # %% auto #0
 __all__ = ['NO_PREDICTION', 'CONSTRAINTS', 'SELECTIONS', 'ENGINES', 'prediction_line', 'question_schemas', 'question_prompts',
-           'decodings', 'Decoding', 'ModelScore', 'score_answers', 'repair_candidates', 'first_executable',
-           'question_grammars', 'score_model', 'start_engine']
+           'decodings', 'stratified_sample', 'Decoding', 'ModelScore', 'score_answers', 'repair_candidates',
+           'first_executable', 'question_grammars', 'score_model', 'start_engine']
 
 # %% ../nbs/10a_score.ipynb #d8248f2d
 # a file's line for a question without a query: it fails to run
@@ -65,6 +65,25 @@ def decodings(base:SamplingSettings=SamplingSettings(), # token budget and stop 
         raise ReasonForgeError(f"temperature {temperature} with k = {k}: the samples need a temperature above 0")
     first = dataclasses.replace(base, k=1, temperature=0.0, top_p=1.0) if greedy else None
     return first, (dataclasses.replace(base, k=k, temperature=temperature, top_p=top_p, seed=seed) if k > 1 else None)
+
+# %% ../nbs/10a_score.ipynb #7da9b0c4
+def stratified_sample(questions:list, # the usable questions (`reasonforge.data.Question`), in order
+                      size:int, # how many to keep (all of them when there are no more)
+                      seed:int=0, # seed of the draw
+                     )->list:
+    "A seeded sample of `size` questions in which each hardness level keeps its share (largest remainders), in order."
+    import random
+    from reasonforge.hardness import gold_hardness
+    if size >= len(questions): return list(questions)
+    levels = {}
+    for q in questions: levels.setdefault(gold_hardness(q.gold_sql)[0], []).append(q)
+    shares = {level: size * len(group) / len(questions) for level, group in levels.items()}
+    counts = {level: int(share) for level, share in shares.items()}
+    for level in sorted(shares, key=lambda l: (counts[l] - shares[l], l))[:size - sum(counts.values())]:
+        counts[level] += 1
+    rng = random.Random(seed)
+    chosen = {q.index for level in sorted(levels) for q in rng.sample(levels[level], counts[level])}
+    return [q for q in questions if q.index in chosen]
 
 # %% ../nbs/10a_score.ipynb #4a6ec9b5
 CONSTRAINTS = ("none", "schema") # a grammar for every answer: none, or the database's (`reasonforge.grammar`)
@@ -228,14 +247,15 @@ def _eg_pool(backend, executor, usable, prompts, grammars, answers, settings, de
 
 # %% ../nbs/10a_score.ipynb #5daabd76
 def _after_decoding(backend, usable, schemas, prompts, grammars, answers, sampled, settings, decoding, stats,
-                    scoring, tables)->tuple:
+                    scoring, tables, everywhere:bool=True)->tuple:
     "(answers, samples) after `first_executable`, then `repair_candidates`, as `decoding` asks; counts into `stats`."
     repair_settings = dataclasses.replace(settings, k=1, temperature=0.0, top_p=1.0)
     limits = {key: scoring[key] for key in ("timeout", "max_rows", "workers") if key in scoring}
     counts = stats.setdefault("decoding", {})
     with SQLExecutor(**limits) as executor:
         if decoding.select == "first_executable":
-            pool = sampled or _eg_pool(backend, executor, usable, prompts, grammars, answers, settings, decoding, stats)
+            pool = ((everywhere and sampled)
+                    or _eg_pool(backend, executor, usable, prompts, grammars, answers, settings, decoding, stats))
             counts["eg_sampled_questions"] = sum(bool(c) for c in pool.values())
             answers, counts["answers_changed_by_choice"] = first_executable(executor, usable, answers, pool)
         if decoding.repair and answers is not None:
@@ -257,6 +277,7 @@ def score_model(engine, # starts the sampling backend (a context manager); calle
                 samples:SamplingSettings|None=None, # sampled decoding for self-consistency and pass@k (None: none)
                 prompt_budget:int|None=None, # most prompt tokens (None: the full schema text)
                 decoding:Decoding=Decoding(), # grammar, choice among candidates and repair
+                sample_questions:set|None=None, # question indices that get the k samples (None: every usable one)
                 **scoring, # `score_answers`' options (keep_distinct, lenient, timeout, max_rows, workers)
                )->ModelScore:
     "Decode each usable question greedily and k times, then `score_answers`: the one way a model is scored on a split."
@@ -265,6 +286,7 @@ def score_model(engine, # starts the sampling backend (a context manager); calle
                                "it needs greedy decoding")
     usable = [q for q in questions if not q.excluded]
     answers, sampled, stats = None, None, {}
+    everywhere = sample_questions is None or all(q.index in sample_questions for q in usable) # else EG draws its own
     if usable and (greedy or samples):
         with engine() as backend:
             schemas = question_schemas(backend, dataset, usable, prompt_budget)
@@ -275,16 +297,19 @@ def score_model(engine, # starts the sampling backend (a context manager); calle
                 answers = {q.index: c[0] for q, c in zip(usable, decode(greedy))}
                 stats["greedy"] = dict(backend.stats)
             if samples:
-                sampled = {q.index: c for q, c in zip(usable, decode(samples))}
+                drawn = [n for n, q in enumerate(usable) if everywhere or q.index in sample_questions]
+                sampled = {usable[n].index: c for n, c in zip(drawn, backend.generate(
+                    [prompts[n] for n in drawn], samples, *([[grammars[n] for n in drawn]] if grammars else [])))}
                 stats["samples"] = dict(backend.stats)
             if decoding.repair or decoding.select != "greedy":
                 answers, sampled = _after_decoding(backend, usable, schemas, prompts, grammars, answers, sampled,
-                                                   greedy or samples, decoding, stats, scoring, dataset.tables)
+                                                   greedy or samples, decoding, stats, scoring, dataset.tables,
+                                                   everywhere)
         stats["engine_start_seconds"] = next((s["engine_start_seconds"] for s in stats.values()
                                               # None: all from the cache
                                               if s.get("engine_start_seconds") is not None), None)
     score = score_answers(questions, answers if greedy else None, sampled if samples else None, **scoring)
-    score.engine, score.metrics["decoding"] = stats, decoding.as_dict(samples.k if samples else 0)
+    score.engine, score.metrics["decoding"] = stats, decoding.as_dict(samples.k if samples and everywhere else 0)
     if "greedy" in score.metrics: score.metrics["greedy"]["answers"] = score.metrics["decoding"]["label"]
     return score
 

@@ -182,7 +182,7 @@ def test_failing_iteration_notebook_fails_the_run(tmp_path):
     assert status["status"] == "failed" and "the trainer ran out of memory" in status["error"]
     assert "SUMMARY STATUS failed" in (reports/"summary.html").read_text()  # the summary still renders, and sees the failure
     results = json.loads((reports/"results.json").read_text())  # written for a failed run too: the stages that exist
-    assert results["schema_version"] == 1 and "baseline" in results["stages"], list(results)
+    assert results["schema_version"] == 2 and "baseline" in results["stages"], list(results)
     assert set(results["stages"]["baseline"]["dev"]["greedy"]) >= {"accuracy", "ci95", "n"}
     assert json.loads((run_dir/"stages.jsonl").read_text().splitlines()[0])["stage"] == "baseline/evaluate"
     assert len((run_dir/"stages.jsonl").read_text().splitlines()) == len((FIXTURE/"stages.jsonl").read_text().splitlines())  # nothing redone
