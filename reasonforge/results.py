@@ -264,8 +264,9 @@ def answers_label(document:dict, # a `results.json` document
     if not config.get("decoding"): return "greedy"
     fields = {key: config["decoding"][key] for key in ("constrain", "select", "repair", "samples")
               if key in config["decoding"]}
-    k = (config.get("evaluation") or {}).get("k", 0)
-    return Decoding(**fields).label(k if k > 1 else 0)
+    evaluation = config.get("evaluation") or {}
+    k = evaluation.get("k", 0) # EG chooses among the SC samples only when every question has them
+    return Decoding(**fields).label(k if k > 1 and not evaluation.get("sample_subset") else 0)
 
 def _interval_text(entry:dict)->str:
     lo, hi = entry["ci95"]
@@ -294,7 +295,7 @@ def interval_table(document:dict, # a `results.json` document
                 label = METRIC_LABELS[metric].format(k=dev["k"], answers=answers_label(document)) + subset
                 row[label] = _interval_text(dev[metric])
         rows[stage] = row
-    return pd.DataFrame.from_dict(rows, orient="index")
+    return pd.DataFrame.from_dict(rows, orient="index").fillna("–") # a stage without samples: no SC or pass@k
 
 # %% ../nbs/13c_results.ipynb #7b9af7e9
 def comparison_sentences(document:dict, # a `results.json` document
