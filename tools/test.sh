@@ -5,6 +5,12 @@ cd "$(dirname "$0")/.."
 bash tools/install.sh
 . .venv/bin/activate
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} TQDM_DISABLE=${TQDM_DISABLE:-1} TOKENIZERS_PARALLELISM=false
+# Headless Chromium for tests/test_jupyterlab.py (JupyterLab's page in a real browser): installed once, where apt-get can.
+if [ -z "$(command -v chromium chromium-browser google-chrome google-chrome-stable || true)" ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  echo "tools/test.sh: installing chromium (apt-get) for tests/test_jupyterlab.py"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; } >/dev/null 2>&1 \
+    || echo "tools/test.sh: apt-get could not install chromium: tests/test_jupyterlab.py will say so" >&2
+fi
 
 # Spider for the tests and notebooks, in this order: $REASONFORGE_SPIDER_DIR; a shared/data/spider beside the checkout
 # (how CI gets it: a copy of shared/ next to the clone); else the official release, downloaded, verified and unpacked
