@@ -10,7 +10,7 @@ from pathlib import Path
 from .core import ReasonForgeError
 
 # %% auto #0
-__all__ = ['read_predictions', 'read_gold', 'predictions_for', 'add_run_command', 'build_parser', 'main']
+__all__ = ['read_predictions', 'read_gold', 'predictions_for', 'add_run_command', 'add_evaluate_command', 'build_parser', 'main']
 
 # %% ../nbs/14_cli.ipynb #b9637e08
 def _text_lines(path:str|Path, what:str, strict:bool=False)->list[str]:
@@ -195,16 +195,14 @@ def _evaluate(args):
         print(f"report: {args.out}")
     return 0
 
-# %% ../nbs/14_cli.ipynb #fd7784f8
-def build_parser()->argparse.ArgumentParser:
-    "The `reasonforge` argument parser."
-    parser = argparse.ArgumentParser(prog="reasonforge",
-                                     description="Execution-verified self-improvement for Text-to-SQL.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    evaluate = commands.add_parser("evaluate",
-                                   help="score predictions with Spider's official execution accuracy (EX or TS)",
-                                   description=_EVALUATE_DESCRIPTION, epilog=_EVALUATE_EPILOG,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+# %% ../nbs/14_cli.ipynb #5d0a8e3b
+def add_evaluate_command(subparsers, # from `argparse.ArgumentParser.add_subparsers`
+                        ):
+    "Add `evaluate --pred FILE (--gold FILE --db DIR --table FILE | --spider-dir DIR) [options]`."
+    evaluate = subparsers.add_parser("evaluate",
+                                     help="score predictions with Spider's official execution accuracy (EX or TS)",
+                                     description=_EVALUATE_DESCRIPTION, epilog=_EVALUATE_EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     evaluate.add_argument("--gold", help="official gold file: one `SQL<TAB>db_id` per line; "
                                          "blank lines separate sessions (SParC, CoSQL)")
     evaluate.add_argument("--pred", required=True,
@@ -234,6 +232,14 @@ def build_parser()->argparse.ArgumentParser:
     evaluate.add_argument("--timeout", type=float, default=5.0,
                           help="seconds allowed per query (default 5; the official 60 s never fires)")
     evaluate.set_defaults(handler=_evaluate)
+
+# %% ../nbs/14_cli.ipynb #fd7784f8
+def build_parser()->argparse.ArgumentParser:
+    "The `reasonforge` argument parser."
+    parser = argparse.ArgumentParser(prog="reasonforge",
+                                     description="Execution-verified self-improvement for Text-to-SQL.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    add_evaluate_command(commands)
     add_run_command(commands)
     from reasonforge.predict import add_predict_command
     add_predict_command(commands)

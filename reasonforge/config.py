@@ -192,14 +192,17 @@ _VALUE_RULES = {
 }
 _NAME_CHARACTERS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 
-def _check_config(config:RunConfig):
-    "Raise `ReasonForgeError` for what a single value's type and range cannot say."
+def _check_names(config:RunConfig):
+    "The model is named and the run's name is a folder name."
     if not config.model.strip(): raise ReasonForgeError("model: required (e.g. pypi:qwen2.5-coder-0.5b-instruct)")
     if not config.name or not set(config.name) <= _NAME_CHARACTERS or config.name.startswith("."):
         raise ReasonForgeError(f"name: {config.name!r} must be a folder name of letters, digits, '.', '_' and '-'")
-    if config.engine.backend not in ("vllm", "transformers"):
-        raise ReasonForgeError(f"engine.backend: must be 'vllm' or 'transformers', got {config.engine.backend!r}")
+
+def _check_engine(config:RunConfig):
+    "The engine's backend, the decoding it serves, the dtypes and the parallel layout agree."
     engine = config.engine
+    if engine.backend not in ("vllm", "transformers"):
+        raise ReasonForgeError(f"engine.backend: must be 'vllm' or 'transformers', got {engine.backend!r}")
     if config.decoding.select == "first_executable" and not config.evaluation.greedy:
         raise ReasonForgeError("decoding.select: first_executable chooses among the greedy answer and samples, "
                                "but evaluation.greedy is false")
@@ -214,6 +217,9 @@ def _check_config(config:RunConfig):
     if engine.backend != "vllm" and (parallel or engine.distributed_executor_backend):
         raise ReasonForgeError(f"engine: {', '.join(parallel) or 'distributed_executor_backend'} needs backend: vllm "
                                f"(the transformers backend runs one model in this process)")
+
+def _check_training(config:RunConfig):
+    "Harvested rows fit the trainer, the learning curve is a list of fractions, and every iteration starts at the base."
     if (config.prompt_budget is not None and config.prompt_budget + config.sampling.max_tokens
         > config.training.max_length):
         raise ReasonForgeError(f"prompt_budget: {config.prompt_budget} plus sampling.max_tokens "
@@ -231,6 +237,9 @@ def _check_config(config:RunConfig):
                                "iteration from the base model)")
     if config.start_model is not None and not config.start_model.strip():
         raise ReasonForgeError("start_model: empty (leave it out to start from model)")
+
+def _check_subsets(config:RunConfig):
+    "Only train questions come from a file, and the subsets' choices and indices are ones a run can take."
     subset = config.train_subset
     if config.dev_subset.from_file is not None or config.dev_subset.only != "all":
         raise ReasonForgeError("dev_subset.from_file: only train_subset takes its questions from a file "
@@ -247,6 +256,10 @@ def _check_config(config:RunConfig):
         if indices is not None and not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in indices):
             raise ReasonForgeError(f"{section}.indices: must be a list of question indices "
                                    f"(integers >= 0), got {indices!r}")
+
+def _check_config(config:RunConfig):
+    "Raise `ReasonForgeError` for what a single value's type and range cannot say."
+    for check in (_check_names, _check_engine, _check_training, _check_subsets): check(config)
 
 # %% ../nbs/13a_config.ipynb #f4d63f8b
 def config_from_dict(values:dict, # the parsed YAML

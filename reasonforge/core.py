@@ -10,8 +10,8 @@ from pathlib import Path
 # %% auto #0
 __all__ = ['FAULT_VARIABLE', 'RUNNER_VARIABLE', 'KNOWN_ENGINE_NOISE', 'KNOWN_ENGINE_WARNINGS', 'PROGRESS_LOGGER',
            'PROGRESS_EVERY', 'ReasonForgeError', 'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json',
-           'sha256_file', 'stable_hash', 'cache_dir', 'fault_point', 'quiet_engine_noise', 'die_with_parent',
-           'console_kept', 'console', 'progress_bar']
+           'write_jsonl', 'read_jsonl', 'sha256_file', 'stable_hash', 'cache_dir', 'fault_point', 'quiet_engine_noise',
+           'die_with_parent', 'console_kept', 'console', 'progress_bar']
 
 # %% ../nbs/00_core.ipynb #f201ca7c
 class ReasonForgeError(Exception):
@@ -57,6 +57,29 @@ def atomic_write_json(path:str|Path, # file to write
                      )->Path:
     "Write `obj` as indented, key-sorted JSON atomically."
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+
+# %% ../nbs/00_core.ipynb #5a91ce0c
+def write_jsonl(path:str|Path, # file to write (atomically)
+                rows:list, # JSON-able rows
+               )->Path:
+    "Write rows as JSON lines, atomically."
+    return atomic_write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+
+# %% ../nbs/00_core.ipynb #919f6d1d
+def read_jsonl(path:str|Path, # a JSON-lines file
+              )->list:
+    "The rows of a JSON-lines file."
+    path = Path(path)
+    if not path.is_file(): raise ReasonForgeError(f"{path} does not exist: has the stage that writes it run?")
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
+        if not line.strip(): continue
+        try: rows.append(json.loads(line))
+        except ValueError as error:
+            raise ReasonForgeError(f"{path} line {number}: not valid JSON ({error.msg}); the file is torn or damaged: "
+                                   f"run the same `reasonforge run` command again: it checks every finished stage "
+                                   f"and redoes the one that wrote it") from None
+    return rows
 
 # %% ../nbs/00_core.ipynb #bbc2c063
 def sha256_file(path:str|Path, # file to hash
@@ -105,7 +128,9 @@ KNOWN_ENGINE_NOISE = {"torchao": (r"Failed to load .*torchao/_C.*\.so",), # GPU 
                       # torchao's Enums
                       "torch.utils._pytree": (r"is an Enum subclass and is now natively supported by torch\.compile",),
                       # vLLM on a CPU
-                      "vllm.triton_utils.importing": (r"Triton is installed, but doesn't include CPU backend",)}
+                      "vllm.triton_utils.importing": (r"Triton is installed, but doesn't include CPU backend",),
+                      # bitsandbytes (imported by Unsloth and PEFT) on a CPU with AVX-512 BF16: an optional 4-bit kernel
+                      "bitsandbytes.backends.cpu.ops": (r"Failed to load CPU gemm_4bit_forward",)}
 # vLLM's import of a deprecated alias (FutureWarning)
 KNOWN_ENGINE_WARNINGS = (r"`torch\.distributed\.reduce_op` is deprecated",)
 
@@ -117,7 +142,7 @@ class _DropMessages(logging.Filter):
 
 # %% ../nbs/00_core.ipynb #2024a320
 def quiet_engine_noise():
-    ("In an engine child: drop the known messages of torch, torchao and vLLM that say nothing about the "
+    ("In an engine child: drop the known messages of torch, torchao, vLLM and bitsandbytes that say nothing about the "
      "run (`KNOWN_ENGINE_NOISE`).")
     import warnings
     for name, patterns in KNOWN_ENGINE_NOISE.items():

@@ -73,6 +73,61 @@ def _pipe_progress(connection):
             return super().update(n)
     return PipeProgress
 
+# %% ../nbs/05a_engines.ipynb #2b7d9c41
+def _cpu_threads_environment():
+    "On a CPU: the engine in this process (not a grandchild), computing on every core this process may use."
+    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0") # the engine runs here, not in a grandchild
+    cores = (sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+             else list(range(os.cpu_count() or 1)))
+    os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", ",".join(map(str, cores))) # all cores compute
+
+def _start_vllm(model_dir:str, options:dict)->tuple:
+    "Build the engine in this process: (the `LLM`, the adapter's LoRA request or None, what the parent is told)."
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(options.get("kv_cache_gib") or 3))
+    os.environ.setdefault("VLLM_LOG_STATS_INTERVAL", "3600") # its counters are read (`engine_counters`), not logged
+    from vllm.platforms import current_platform
+    device_type = current_platform.device_type
+    if not device_type:
+        raise ReasonForgeError("vLLM found no device it can run on: "
+                               "this looks like a CUDA build of vllm on a machine "
+                               "without a GPU; install the CPU build (pip install 'reasonforge[cpu]') "
+                               "or use a GPU machine")
+    if device_type == "cpu": _cpu_threads_environment()
+    from vllm import LLM
+    engine = _vllm_engine_options(device_type, options)
+    llm = LLM(model=model_dir, tokenizer=model_dir, **engine)
+    lora = None
+    if options.get("lora_adapter"):
+        from vllm.lora.request import LoRARequest
+        lora = LoRARequest("adapter", 1, options["lora_adapter"])
+    return llm, lora, {"device_type": device_type, **engine}
+
+def _sampling_params(settings:dict, seeds:list, grammars:list)->list:
+    "vLLM's sampling parameters of one request per prompt: `n=k`, its seed, the stops, its grammar if any."
+    from vllm import SamplingParams
+    from vllm.sampling_params import StructuredOutputsParams
+    return [SamplingParams(n=settings["k"], temperature=settings["temperature"], top_p=settings["top_p"],
+                           max_tokens=settings["max_tokens"], seed=seed, stop=list(settings["stop"]),
+                           logprobs=0 if settings["k"] > 1 else None, # samples are ranked by likelihood
+                           structured_outputs=StructuredOutputsParams(grammar=grammar) if grammar else None)
+            for seed, grammar in zip(seeds, grammars)]
+
+def _serve_vllm(connection, llm, lora):
+    "Answer `generate` requests from the pipe until a `stop` arrives; a failed request is reported, not fatal."
+    while True:
+        message = connection.recv()
+        if message[0] == "stop": break
+        _, prompts, settings, seeds, grammars = message
+        try:
+            outputs = llm.generate(prompts, _sampling_params(settings, seeds, grammars),
+                                   use_tqdm=_pipe_progress(connection), lora_request=lora)
+            connection.send(("done",
+                             [[(c.text, len(o.prompt_token_ids), len(c.token_ids), c.finish_reason,
+                                c.cumulative_logprob) for c in o.outputs]
+                              for o in outputs], engine_counters(llm.get_metrics())))
+        except BaseException as error:
+            connection.send(("error", f"{type(error).__name__}: {error}", traceback.format_exc(), False))
+
 # %% ../nbs/05a_engines.ipynb #33ea0e9a
 def _vllm_child(connection, # this process's end of the pipe
                 model_dir:str, # the resolved model folder
@@ -84,50 +139,13 @@ def _vllm_child(connection, # this process's end of the pipe
     # this replica's GPUs
     if options.get("cuda_visible_devices"): os.environ["CUDA_VISIBLE_DEVICES"] = options["cuda_visible_devices"]
     try:
-        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(options.get("kv_cache_gib") or 3))
-        os.environ.setdefault("VLLM_LOG_STATS_INTERVAL", "3600") # its counters are read (`engine_counters`), not logged
-        from vllm.platforms import current_platform
-        device_type = current_platform.device_type
-        if not device_type:
-            raise ReasonForgeError("vLLM found no device it can run on: "
-                                   "this looks like a CUDA build of vllm on a machine "
-                                   "without a GPU; install the CPU build (pip install 'reasonforge[cpu]') "
-                                   "or use a GPU machine")
-        if device_type == "cpu":
-            os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0") # the engine runs here, not in a grandchild
-            cores = (sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                     else list(range(os.cpu_count() or 1)))
-            os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", ",".join(map(str, cores))) # all cores compute
-        from vllm import LLM, SamplingParams
-        from vllm.sampling_params import StructuredOutputsParams
-        engine = _vllm_engine_options(device_type, options)
-        llm = LLM(model=model_dir, tokenizer=model_dir, **engine)
-        lora = None
-        if options.get("lora_adapter"):
-            from vllm.lora.request import LoRARequest
-            lora = LoRARequest("adapter", 1, options["lora_adapter"])
-        connection.send(("ready", {"device_type": device_type, **engine}))
+        llm, lora, engine_info = _start_vllm(model_dir, options)
+        connection.send(("ready", engine_info))
     except BaseException as error:
         connection.send(("error", f"{type(error).__name__}: {error}", traceback.format_exc(),
                          isinstance(error, ReasonForgeError)))
         return
-    while True:
-        message = connection.recv()
-        if message[0] == "stop": break
-        _, prompts, settings, seeds, grammars = message
-        try:
-            params = [SamplingParams(n=settings["k"], temperature=settings["temperature"], top_p=settings["top_p"],
-                                     max_tokens=settings["max_tokens"], seed=seed, stop=list(settings["stop"]),
-                                     logprobs=0 if settings["k"] > 1 else None, # samples are ranked by likelihood
-                                     structured_outputs=StructuredOutputsParams(grammar=grammar) if grammar else None)
-                      for seed, grammar in zip(seeds, grammars)]
-            outputs = llm.generate(prompts, params, use_tqdm=_pipe_progress(connection), lora_request=lora)
-            connection.send(("done",
-                             [[(c.text, len(o.prompt_token_ids), len(c.token_ids), c.finish_reason,
-                                c.cumulative_logprob) for c in o.outputs]
-                              for o in outputs], engine_counters(llm.get_metrics())))
-        except BaseException as error:
-            connection.send(("error", f"{type(error).__name__}: {error}", traceback.format_exc(), False))
+    _serve_vllm(connection, llm, lora)
 
 # %% ../nbs/05a_engines.ipynb #46fa31f0
 def _stop_vllm_child(process, # the child process
@@ -151,6 +169,7 @@ class VLLMBackend(GenerationBackend):
                  use_cache:bool=True, # False: always sample, write nothing
                  group_size:int=256, # prompts sampled (and written to the cache) together
                  progress:bool=False, # show a progress bar while sampling
+                 *,
                  lora_adapter:str|Path|None=None, # a LoRA adapter folder served on top of the model, instead of merging
                  dtype:str|None=None, # "auto" (bfloat16 where the CPU has BF16), a dtype, or None (float32 on CPU)
                  max_num_seqs:int|None=None, # sequences run at once (default: 64 on CPU, vLLM's choice on GPU)
@@ -196,8 +215,8 @@ def _receive(self:VLLMBackend, timeout:float|None=None):
     return message
 
 # %% ../nbs/05a_engines.ipynb #dc4d908e
-@patch
-def _start(self:VLLMBackend):
+@patch(nm="_start")
+def _start_engine_child(self:VLLMBackend):
     self._take_heavy_lock("starting vLLM")
     try:
         # the child imports the entry point by module name, also from a notebook
@@ -216,8 +235,8 @@ def _start(self:VLLMBackend):
         raise
 
 # %% ../nbs/05a_engines.ipynb #92221165
-@patch
-def _stop(self:VLLMBackend):
+@patch(nm="_stop")
+def _stop_engine_child(self:VLLMBackend):
     try:
         if self._finalizer is not None: self._finalizer()
     finally:
@@ -317,8 +336,8 @@ class DataParallelBackend(GenerationBackend):
     def tokenizer(self): return self.replicas[0].tokenizer
 
 # %% ../nbs/05a_engines.ipynb #e0561c1a
-@patch
-def _start(self:DataParallelBackend):
+@patch(nm="_start")
+def _start_replicas(self:DataParallelBackend):
     self._take_heavy_lock("starting engine replicas") # held here: the replicas (this process) wait for no lock
     try:
         with ThreadPoolExecutor(len(self.replicas)) as pool: list(pool.map(lambda r: r.start(), self.replicas))
@@ -327,8 +346,8 @@ def _start(self:DataParallelBackend):
         raise
 
 # %% ../nbs/05a_engines.ipynb #368d07b1
-@patch
-def _stop(self:DataParallelBackend):
+@patch(nm="_stop")
+def _stop_replicas(self:DataParallelBackend):
     try:
         for replica in self.replicas: replica.close()
     finally:

@@ -9,21 +9,19 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import pandas as pd
-from sqlglot import exp
 from matplotlib.figure import Figure
 
 from .core import ReasonForgeError
 from .hardness import HARDNESS_LEVELS
 from .evaluate import DevPrediction
 from .prompt import missing_name
-from .sql_shape import QueryShape, canonical_sql, query_shape, schema_columns
+from .query_diff import _differences, _lines
 
 # %% auto #0
 __all__ = ['ERROR_CATEGORIES', 'EXECUTION_ERROR_CATEGORIES', 'EXECUTION_ERROR_SPLIT', 'REFERENCE_CATEGORIES',
            'TO_REFERENCE_CATEGORY', 'CLASSIFIED_COLUMNS', 'WRONG_ANSWER_COLUMNS', 'FLIP_KINDS', 'execution_category',
-           'execution_error_split', 'execution_error_table', 'structural_diff', 'error_categories',
-           'reference_category', 'classify_examples', 'error_table', 'error_examples', 'wrong_answer_table', 'flips',
-           'plot_error_categories']
+           'execution_error_split', 'execution_error_table', 'error_categories', 'reference_category',
+           'classify_examples', 'error_table', 'error_examples', 'wrong_answer_table', 'flips', 'plot_error_categories']
 
 # %% ../nbs/11_errors.ipynb #e0b4b216
 ERROR_CATEGORIES = {
@@ -123,173 +121,6 @@ def execution_error_table(predictions:list, # dev predictions (`DevPrediction`s)
                          index=pd.Index(order, name="kind"))
     table.attrs.update(wrong=wrong, scored=sum(p.exec_match is not None for p in predictions))
     return table
-
-# %% ../nbs/11_errors.ipynb #772e519c
-def _skeleton(node:exp.Expression)->str:
-    "A condition's text with every value replaced by `?`."
-    is_value = (lambda item: isinstance(item, exp.Literal)
-                or (isinstance(item, exp.Neg) and isinstance(item.this, exp.Literal)))
-    return canonical_sql(node.copy().transform(lambda item: exp.Placeholder() if is_value(item) else item, copy=False))
-
-# %% ../nbs/11_errors.ipynb #3ae1a2ad
-def _match_conditions(gold:list, predicted:list)->tuple[list, list, list]:
-    "(value-only differences as (gold, predicted) text pairs, gold-only texts, prediction-only texts)."
-    gold_left, predicted_left = Counter(canonical_sql(c) for c in gold), Counter(canonical_sql(c) for c in predicted)
-    common = gold_left & predicted_left
-    gold_left, predicted_left = gold_left - common, predicted_left - common
-    skeleton = {canonical_sql(c): _skeleton(c) for c in gold + predicted}
-    changed, missing = [], []
-    for text in sorted(gold_left.elements()):
-        partner = next((p for p in sorted(predicted_left) if predicted_left[p] and skeleton[p] == skeleton[text]), None)
-        if partner is None: missing.append(text); continue
-        predicted_left[partner] -= 1
-        changed.append((text, partner))
-    return changed, missing, sorted((+predicted_left).elements())
-
-# %% ../nbs/11_errors.ipynb #73d88ca9
-def _compare_counters(gold:Counter, predicted:Counter)->tuple[list, list]:
-    "(items only gold has, items only the prediction has), with multiplicity."
-    return sorted((gold - predicted).elements()), sorted((predicted - gold).elements())
-
-# %% ../nbs/11_errors.ipynb #59c1e5ca
-def _compare_tables(gold:QueryShape, predicted:QueryShape, add):
-    "FROM differences (other tables, more or fewer), then, over the same tables, join conditions and kinds."
-    only_gold, only_predicted = _compare_counters(gold.tables, predicted.tables)
-    if only_gold and only_predicted:
-        add("wrong_table", f"FROM: {', '.join(only_predicted)} instead of {', '.join(only_gold)}")
-    gold_count, predicted_count = sum(gold.tables.values()), sum(predicted.tables.values())
-    if predicted_count < gold_count:
-        add("missing_join", (f"FROM: {predicted_count} table(s) where gold joins {gold_count}"
-                             + ("" if only_predicted else f"; missing {', '.join(only_gold)}")))
-    if predicted_count > gold_count:
-        add("extra_join", (f"FROM: {predicted_count} table(s) where gold reads {gold_count}"
-                           + ("" if only_gold else f"; extra {', '.join(only_predicted)}")))
-    if only_gold or only_predicted: return
-    missing, extra = _compare_counters(gold.join_conditions, predicted.join_conditions)
-    missing_kinds, extra_kinds = _compare_counters(gold.join_kinds, predicted.join_kinds)
-    for text in missing: add("wrong_join_condition", f"JOIN: missing condition {text}")
-    for text in extra: add("wrong_join_condition", f"JOIN: extra condition {text}")
-    if missing_kinds or extra_kinds:
-        add("wrong_join_condition", f"JOIN: {', '.join(extra_kinds)} join instead of {', '.join(missing_kinds)}")
-
-# %% ../nbs/11_errors.ipynb #8dd01ff4
-def _compare_select(gold:list, predicted:list, add):
-    "SELECT differences, pairing items that differ only in aggregation, then only in the aggregated column, then both."
-    gold_left, predicted_left = _compare_counters(Counter(gold), Counter(predicted))
-    def pair(same):
-        "Remove and return (gold item, predicted item) pairs that `same` relates, first come first paired."
-        pairs = []
-        for item in list(gold_left):
-            partner = next((p for p in predicted_left if same(item, p)), None)
-            if partner is not None:
-                gold_left.remove(item); predicted_left.remove(partner); pairs.append((item, partner))
-        return pairs
-    for (gold_text, _, gold_aggregates), (predicted_text, _, predicted_aggregates) in pair(lambda g, p: g[1] == p[1]):
-        if gold_aggregates == predicted_aggregates: continue # differs in DISTINCT only: reported with DISTINCT
-        category = ("missing_aggregation" if not predicted_aggregates else "extra_aggregation" if not gold_aggregates
-                    else "wrong_aggregation")
-        add(category, f"SELECT: {predicted_text} instead of {gold_text}")
-    for (gold_text, _, _), (predicted_text, _, _) in pair(lambda g, p: g[2] and g[2] == p[2]):
-        add("wrong_select_columns", f"SELECT: {predicted_text} instead of {gold_text}")
-    for (gold_text, gold_base, _), (predicted_text, predicted_base, _) in pair(lambda g, p: g[2] and p[2]):
-        add("wrong_aggregation", f"SELECT: {predicted_text} instead of {gold_text}")
-        if "*" not in (gold_base, predicted_base):
-            add("wrong_select_columns", f"SELECT: {predicted_text} instead of {gold_text}")
-    for text, base, aggregates in gold_left:
-        add("missing_aggregation" if aggregates and base == "*" else "wrong_select_columns", f"SELECT: missing {text}")
-    for text, base, aggregates in predicted_left:
-        add("extra_aggregation" if aggregates and base == "*" else "wrong_select_columns", f"SELECT: extra {text}")
-
-# %% ../nbs/11_errors.ipynb #e13ebc81
-def _compare_where(gold:QueryShape, predicted:QueryShape, add):
-    ("WHERE differences: changed values, then missing conditions (`missing_where` unless others are "
-     "there instead) and extra ones.")
-    changed, missing, extra = _match_conditions(gold.where, predicted.where)
-    for gold_text, predicted_text in changed: add("wrong_literal", f"WHERE: {predicted_text} instead of {gold_text}")
-    for text in missing: add("wrong_where" if extra else "missing_where", f"WHERE: missing condition {text}")
-    for text in extra: add("wrong_where", f"WHERE: extra condition {text}")
-
-# %% ../nbs/11_errors.ipynb #aa1d70b8
-def _compare_grouping(gold:QueryShape, predicted:QueryShape, add):
-    "GROUP BY and HAVING differences."
-    if gold.group_by != predicted.group_by:
-        if gold.group_by and not predicted.group_by:
-            add("missing_group_by", f"GROUP BY: missing {', '.join(sorted(gold.group_by))}")
-        elif not gold.group_by:
-            add("wrong_group_by", f"GROUP BY: {', '.join(sorted(predicted.group_by))} where gold does not group")
-        else: add("wrong_group_by", f"GROUP BY: {', '.join(sorted(predicted.group_by))} instead of "
-                                    f"{', '.join(sorted(gold.group_by))}")
-    changed, missing, extra = _match_conditions(gold.having, predicted.having)
-    for gold_text, predicted_text in changed: add("wrong_literal", f"HAVING: {predicted_text} instead of {gold_text}")
-    for text in missing: add("wrong_having", f"HAVING: missing condition {text}")
-    for text in extra: add("wrong_having", f"HAVING: extra condition {text}")
-
-# %% ../nbs/11_errors.ipynb #ee886923
-def _compare_order_and_limit(gold:QueryShape, predicted:QueryShape, add):
-    "ORDER BY (keys, then directions) and LIMIT differences."
-    if gold.order_by != predicted.order_by:
-        gold_keys, predicted_keys = [k for k, _ in gold.order_by], [k for k, _ in predicted.order_by]
-        show = lambda order: ", ".join(f"{k} {d}" for k, d in order)
-        if gold_keys and not predicted_keys: add("missing_order_by", f"ORDER BY: missing {show(gold.order_by)}")
-        elif not gold_keys: add("wrong_order_by", f"ORDER BY: {show(predicted.order_by)} where gold does not order")
-        elif gold_keys != predicted_keys:
-            add("wrong_order_by", f"ORDER BY: {show(predicted.order_by)} instead of {show(gold.order_by)}")
-        else: add("wrong_order_direction", f"ORDER BY: {show(predicted.order_by)} instead of {show(gold.order_by)}")
-    if gold.limit != predicted.limit:
-        add("wrong_limit", f"LIMIT: {predicted.limit or 'none'} instead of {gold.limit or 'none'}")
-
-# %% ../nbs/11_errors.ipynb #f1fdc0ad
-def _compare_shapes(gold:QueryShape, predicted:QueryShape, prefix:str="")->list[tuple[str, str]]:
-    "(category, line) for every structural difference between two query shapes."
-    found = []
-    add = lambda category, line: found.append((category, prefix + line))
-    if gold.kind != predicted.kind:
-        add("set_operation", f"set operation: gold {gold.kind.upper()}, prediction {predicted.kind.upper()}")
-        return found
-    if gold.kind != "select":
-        found += _compare_shapes(gold.left, predicted.left, f"{prefix}{gold.kind.upper()} first query > ")
-        found += _compare_shapes(gold.right, predicted.right, f"{prefix}{gold.kind.upper()} second query > ")
-        _compare_order_and_limit(gold, predicted, add)
-        return found
-    _compare_tables(gold, predicted, add)
-    _compare_select(gold.select, predicted.select, add)
-    if predicted.distinct < gold.distinct: add("missing_distinct", "DISTINCT: missing")
-    if predicted.distinct > gold.distinct: add("extra_distinct", "DISTINCT: not in gold")
-    _compare_where(gold, predicted, add)
-    _compare_grouping(gold, predicted, add)
-    _compare_order_and_limit(gold, predicted, add)
-    if len(gold.subqueries) != len(predicted.subqueries):
-        add("nesting",
-            f"nesting: {len(predicted.subqueries)} subquer{'y' if len(predicted.subqueries) == 1 else 'ies'} "
-            f"where gold has {len(gold.subqueries)}")
-    else:
-        for position, (gold_sub, predicted_sub) in enumerate(zip(gold.subqueries, predicted.subqueries), 1):
-            found += _compare_shapes(gold_sub, predicted_sub, f"{prefix}subquery {position} > ")
-    return found
-
-# %% ../nbs/11_errors.ipynb #4f6da185
-def _differences(gold_sql:str, predicted_sql:str, schema)->list[tuple[str, str]]:
-    "(category, line) pairs: structural differences, or one 'unparsed' pair when a query cannot be read."
-    known_columns = schema_columns(schema)
-    shapes = []
-    for role, sql in (("gold", gold_sql), ("prediction", predicted_sql)):
-        try: shapes.append(query_shape(sql, known_columns))
-        except ReasonForgeError as error: return [("unparsed", f"{role}: {error}")]
-        except Exception as error: return [("unparsed", f"{role}: not compared ({type(error).__name__}: {error})")]
-    return _compare_shapes(*shapes)
-
-# %% ../nbs/11_errors.ipynb #5096b177
-def structural_diff(gold_sql:str, # the reference query
-                    predicted_sql:str, # the model's query
-                    schema=None, # the database's schema (see `schema_columns`)
-                   )->list[str]:
-    "Human-readable lines, one per structural difference (empty when the structures agree)."
-    return _lines(_differences(gold_sql, predicted_sql, schema))
-
-# %% ../nbs/11_errors.ipynb #fabd7a6e
-def _lines(differences:list[tuple[str, str]])->list[str]:
-    "The difference lines, each once, in order."
-    return list(dict.fromkeys(line for _, line in differences))
 
 # %% ../nbs/11_errors.ipynb #ab67562c
 def error_categories(gold_sql:str, # the reference query

@@ -4,183 +4,18 @@
 
 # %% ../nbs/07_execute.ipynb #c506fe2e
 from __future__ import annotations
-import dataclasses, functools, multiprocessing, os, signal, time, traceback, weakref
+import dataclasses, multiprocessing, os, signal, time, weakref
 from dataclasses import dataclass
 from multiprocessing.connection import wait as wait_for_connections
 from pathlib import Path
 
 from fastcore.basics import patch
 
-from .core import ReasonForgeError
-from .match import (LENIENT_MAX_ROWS, lenient_results_equal, official_results_equal,
-                               order_matters, prepare_sql, result_key)
-from .sandbox import MAX_SQL_LENGTH, ExecutionOutcome, WorkerSession, execute_group, limit_address_space
+from .sandbox import ExecutionOutcome
+from .sql_worker import Verdict
 
 # %% auto #0
-__all__ = ['VERDICT_KEYS', 'NO_DATABASE', 'Verdict', 'verify_group', 'worker_main', 'SQLExecutor', 'verify_groups']
-
-# %% ../nbs/07_execute.ipynb #210188e6
-@dataclass
-class Verdict:
-    "How one candidate fared against its gold query."
-    exec_match: bool # official execution match
-    lenient_match: bool|None = None # the reference system's looser check, when asked for
-    error_kind: str|None = None # why the candidate failed to run, one of `sandbox.ERROR_KINDS`
-    error: str|None = None # the candidate's error message
-    result_key: str|None = None # hash of the candidate's rows (an order-insensitive multiset), for majority voting
-    gold_error: str|None = None # set when the gold query itself failed: the pair cannot be scored
-    ordered_key: str|None = None # hash of the candidate's rows in their order: the vote's choice within a group
-
-    def to_json(self)->dict:
-        "The verdict as a dict of plain JSON values: an entry of a `verdicts.jsonl` row, and what a worker sends back."
-        return {key: getattr(self, key) for key in VERDICT_KEYS}
-
-    @classmethod
-    def from_json(cls, data:dict, # what `to_json` wrote; other keys beside it (a sample's text, say) are ignored
-                 )->Verdict:
-        "The verdict a `to_json` dict describes."
-        if not isinstance(data, dict) or "exec_match" not in data:
-            raise ReasonForgeError(f"a verdict must be a dict with the key 'exec_match', not {str(data)[:80]}")
-        return cls(**{key: data[key] for key in VERDICT_KEYS if key in data})
-
-VERDICT_KEYS = tuple(field.name for field in dataclasses.fields(Verdict)) # the keys of a verdict on disk
-
-# %% ../nbs/07_execute.ipynb #29abd693
-_prepare_official = functools.lru_cache(maxsize=1 << 16)(prepare_sql) # workers meet the same texts again and again
-
-def _prepare(sql:str, is_prediction:bool, keep_distinct:bool)->str:
-    ("The official preparation of `sql`, except that text too long to run stays as it is "
-     "(sqlparse takes minutes over megabytes).")
-    return sql if len(sql) > MAX_SQL_LENGTH else _prepare_official(sql, is_prediction, keep_distinct)
-
-# %% ../nbs/07_execute.ipynb #fd5fb463
-def _judge(gold:ExecutionOutcome, gold_sorted:bool, candidate:ExecutionOutcome, candidate_keys:tuple|None,
-           loose:bool|None)->Verdict:
-    ("The verdict on one (gold, candidate) pair whose results are known; `candidate_keys` is (multiset key, "
-     "ordered key), `loose` the lenient verdict.")
-    gold_error = None if gold.ok else f"{gold.error_kind}: {gold.error}"
-    if not candidate.ok: return Verdict(False, loose, candidate.error_kind, candidate.error, gold_error=gold_error)
-    key, ordered_key = candidate_keys or (None, None)
-    if gold_error: return Verdict(False, result_key=key, gold_error=gold_error, ordered_key=ordered_key)
-    exact = official_results_equal(gold.rows, candidate.rows, gold_sorted)
-    return Verdict(exact, loose, result_key=key, ordered_key=ordered_key)
-
-# %% ../nbs/07_execute.ipynb #00982642
-def _as_written_rows(session:WorkerSession, db_path:str, text:str, official_text:str, official:ExecutionOutcome|None,
-                     timeout:float, cache:dict)->list|None:
-    ("The first `LENIENT_MAX_ROWS` rows of `text` run exactly as written (the lenient check), "
-     "reusing the official run when the texts agree; None when it fails.")
-    if text in cache: return cache[text]
-    if official is not None and text == official_text and official.error_kind != "too_many_rows":
-        rows = official.rows[:LENIENT_MAX_ROWS] if official.ok else None
-    else:
-        result = session.run(db_path, text, timeout, LENIENT_MAX_ROWS, cut=True)
-        rows = result.rows if result.ok else None
-    cache[text] = rows
-    return rows
-
-# %% ../nbs/07_execute.ipynb #a6cc422a
-def _result_keys(result:ExecutionOutcome)->tuple|None:
-    "The vote's keys of an executed result: (as a multiset of rows, as a list of rows); None when it failed."
-    return (result_key(result.rows), result_key(result.rows, ordered=True)) if result.ok else None
-
-# %% ../nbs/07_execute.ipynb #69a5b558
-def verify_group(session:WorkerSession, # the worker's session
-                 db_path:str, # database file
-                 golds:list[str], # distinct gold queries (raw text)
-                 candidates:list[str], # distinct candidate queries (raw text)
-                 pairs:list[tuple[int, int]], # (gold index, candidate index) pairs to judge
-                 keep_distinct:bool=False, # official `--keep_distinct`
-                 lenient:bool=False, # also compute the lenient check (both queries run as written)
-                 timeout:float=5.0, # seconds per query
-                 max_rows:int=100_000, # row cap per query
-                 replace_value:bool=False, # candidates are predictions: replace `value` by `1` (official)
-                 forced:dict[int, tuple[str, str]]|None=None, # step -> (error kind, message) decided by the parent
-                )->list[Verdict]:
-    "The verdicts on `pairs`; step i < len(golds) is gold i, then candidate j is step len(golds)+j."
-    forced = forced or {}
-    gold_results, gold_sorted, gold_loose, by_prepared, as_written = [], [], [], {}, {}
-    for index, gold in enumerate(golds):
-        session.begin_step(index)
-        prepared = _prepare(gold, False, keep_distinct)
-        if index in forced: result, loose_rows = ExecutionOutcome(None, *forced[index]), None
-        else:
-            result = session.gold_result(db_path, prepared, timeout, max_rows)
-            by_prepared.setdefault(prepared, (result, _result_keys(result)))
-            loose_rows = (_as_written_rows(session, db_path, gold, prepared, result, timeout, as_written)
-                          if lenient else None)
-        gold_results.append(result)
-        gold_sorted.append(order_matters(prepared))
-        gold_loose.append(loose_rows)
-    judged_by_candidate:dict[int, list[tuple[int, int]]] = {}
-    for pair_index, (gold_index, candidate_index) in enumerate(pairs):
-        judged_by_candidate.setdefault(candidate_index, []).append((pair_index, gold_index))
-    verdicts = [None] * len(pairs)
-    for candidate_index, judged in judged_by_candidate.items():
-        step = len(golds) + candidate_index
-        session.begin_step(step)
-        loose_rows = None
-        if step in forced: result, keys = ExecutionOutcome(None, *forced[step]), None
-        else:
-            text = candidates[candidate_index]
-            prepared = _prepare(text, replace_value, keep_distinct)
-            if prepared not in by_prepared:
-                result = session.run(db_path, prepared, timeout, max_rows)
-                by_prepared[prepared] = (result, _result_keys(result))
-            result, keys = by_prepared[prepared]
-            if lenient: loose_rows = _as_written_rows(session, db_path, text, prepared, result, timeout, as_written)
-        for pair_index, gold_index in judged:
-            loose = None
-            if lenient:
-                gold_rows = gold_loose[gold_index]
-                loose = (gold_rows is not None and loose_rows is not None
-                         and lenient_results_equal(gold_rows, loose_rows))
-            verdicts[pair_index] = _judge(gold_results[gold_index], gold_sorted[gold_index], result, keys, loose)
-    session.end_steps()
-    return verdicts
-
-# %% ../nbs/07_execute.ipynb #34163713
-def _debug_task(session:WorkerSession, action:str, seconds:float=0.0, forced:dict|None=None):
-    ("Answer 'ping', or misbehave on purpose to test the parent's backstop: 'stall' (hang inside a step) "
-     "or 'exit' (die).")
-    if forced: return forced[0]  # the parent already decided how this step ended
-    if action == "ping": return "pong"
-    session.begin_step(0)
-    if action == "stall": time.sleep(seconds)
-    elif action == "exit": os._exit(3)
-    session.end_steps()
-    return action
-
-# %% ../nbs/07_execute.ipynb #53e36334
-def _verify_for_parent(session:WorkerSession, *arguments)->list[dict]:
-    "`verify_group`'s verdicts in the form that crosses the pipe: `Verdict.to_json` dicts."
-    return [verdict.to_json() for verdict in verify_group(session, *arguments)]
-
-# %% ../nbs/07_execute.ipynb #70b516b1
-_TASK_HANDLERS = {"verify": _verify_for_parent, "execute": execute_group, "debug": _debug_task}
-
-# %% ../nbs/07_execute.ipynb #f03abd76
-def worker_main(connection, # this worker's end of the pipe
-                progress, # shared array [step start, step index] that the parent watches
-                memory_limit_mb:int, # memory budget
-               ):
-    "Entry point of a worker process: answer tasks until the pipe closes or a None arrives."
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's business
-    limit_address_space(memory_limit_mb)
-    session = WorkerSession(memory_limit_mb, progress)
-    while True:
-        try: task = connection.recv()
-        except (EOFError, OSError): break
-        if task is None: break
-        kind, arguments = task
-        started, cpu_started, executed = time.monotonic(), time.process_time(), session.executed
-        try: reply = ("done", _TASK_HANDLERS[kind](session, *arguments))
-        except MemoryError: reply = ("memory", None)
-        except BaseException: reply = ("bug", traceback.format_exc())
-        session.end_steps()
-        connection.send((reply, time.monotonic() - started, time.process_time() - cpu_started,
-                         session.executed - executed))
-    for db_connection in session.connections.values(): db_connection.close()
+__all__ = ['NO_DATABASE', 'SQLExecutor', 'verify_groups']
 
 # %% ../nbs/07_execute.ipynb #f2cb7dbf
 NO_DATABASE = "no database file (the question is excluded: its database is missing)"
@@ -203,8 +38,8 @@ class _Task:
 # %% ../nbs/07_execute.ipynb #9009a889
 def _library_worker_main():
     "The worker entry point as the installed library defines it (a spawned process cannot find a notebook's own copy)."
-    from reasonforge import execute
-    return execute.worker_main
+    from reasonforge import sql_worker
+    return sql_worker.worker_main
 
 # %% ../nbs/07_execute.ipynb #ce8ad12a
 class _Worker:
@@ -457,8 +292,9 @@ def _verify_task(self:SQLExecutor, db_path:str, golds:list[str], candidates_by_g
         for candidate, indices in candidates_by_gold[gold].items():
             pairs.append((gold_index, candidate_index.setdefault(candidate, len(candidate_index))))
             item_lists.append(indices)
-    arguments = [db_path, golds, list(candidate_index), pairs, keep_distinct, lenient, self.timeout,
-                 self.max_rows, replace_value, {}]
+    options = {"keep_distinct": keep_distinct, "lenient": lenient, "timeout": self.timeout, "max_rows": self.max_rows,
+               "replace_value": replace_value}
+    arguments = [db_path, golds, list(candidate_index), pairs, options, {}] # the last: forced steps (`_abandon`)
     return _Task("verify", db_path, arguments, len(golds) + len(candidate_index), extra=item_lists,
                  affinity=(db_path, golds[0]))
 

@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_generate.ipynb #ed16daed
 from __future__ import annotations
-import dataclasses, json, sys, threading, time
+import dataclasses, json, threading, time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -205,6 +205,31 @@ def _cache_for(self:GenerationBackend, settings:SamplingSettings)->tuple[Candida
     root = self.cache_root or cache_dir("candidates")
     return CandidateCache(root/f"{self.name}-{stable_hash([sampler, settings.as_dict()])}"), sampler
 
+# %% ../nbs/05_generate.ipynb #8e4b2d17
+@patch
+def _sample_group(self:GenerationBackend, group:list[tuple[str, str]], # (cache key, prompt) pairs
+                  settings:SamplingSettings, # how to sample
+                  grammar_of:dict, # cache key -> its grammar text (or None)
+                 )->list[list[Candidate]]:
+    "k candidates for each prompt of one group, seeded per prompt; the engine starts first if it has not."
+    self._ensure_started()
+    group_prompts = [prompt for _, prompt in group]
+    seeds, constraints = [request_seed(settings, p) for p in group_prompts], [grammar_of[k] for k, _ in group]
+    sampled = (self._sample(group_prompts, settings, seeds, constraints) if any(constraints)
+               else self._sample(group_prompts, settings, seeds))
+    if len(sampled) != len(group) or any(len(c) != settings.k for c in sampled):
+        raise RuntimeError(f"{self.name} returned {[len(c) for c in sampled]} candidates for {len(group)} prompts, "
+                           f"k={settings.k}")
+    return sampled
+
+def _cache_rows(group:list[tuple[str, str]], sampled:list, sampler:dict, settings:SamplingSettings,
+                grammar_of:dict)->list[dict]:
+    "The cache rows of a sampled group: each prompt's key, what sampled it, and its candidates."
+    return [{"key": key, "prompt_sha": stable_hash(prompt, 32), "sampler": sampler, "settings": settings.as_dict(),
+             "grammar_sha": grammar_of[key] and stable_hash(grammar_of[key], 32),
+             "candidates": [dataclasses.asdict(c) for c in cands]}
+            for (key, prompt), cands in zip(group, sampled)]
+
 # %% ../nbs/05_generate.ipynb #b6c8f2e9
 @patch
 def generate(self:GenerationBackend, prompts:list[str], # prompt texts, as the model continues them
@@ -228,23 +253,11 @@ def generate(self:GenerationBackend, prompts:list[str], # prompt texts, as the m
     self._bar = progress_bar(len(missing), what, "prompt", disable=not (self.progress and missing))
     for start in range(0, len(missing), self.group_size):
         group = missing[start:start + self.group_size]
-        self._ensure_started()
-        group_prompts = [prompt for _, prompt in group]
-        seeds, constraints = [request_seed(settings, p) for p in group_prompts], [grammar_of[k] for k, _ in group]
-        sampled = (self._sample(group_prompts, settings, seeds, constraints) if any(constraints)
-                   else self._sample(group_prompts, settings, seeds))
-        if len(sampled) != len(group) or any(len(c) != settings.k for c in sampled):
-            raise RuntimeError(f"{self.name} returned {[len(c) for c in sampled]} candidates for {len(group)} prompts, "
-                               f"k={settings.k}")
-        for (key, prompt), candidates in zip(group, sampled):
+        sampled = self._sample_group(group, settings, grammar_of)
+        for (key, _), candidates in zip(group, sampled):
             fresh[key] = candidates
             self.stats["generated_tokens"] += sum(c.completion_tokens for c in candidates)
-        if cache is not None:
-            cache.write_batch(batch_id, [{"key": key, "prompt_sha": stable_hash(prompt, 32), "sampler": sampler,
-                                          "settings": settings.as_dict(),
-                                          "grammar_sha": grammar_of[key] and stable_hash(grammar_of[key], 32),
-                                          "candidates": [dataclasses.asdict(c) for c in cands]}
-                                         for (key, prompt), cands in zip(group, sampled)])
+        if cache is not None: cache.write_batch(batch_id, _cache_rows(group, sampled, sampler, settings, grammar_of))
         self._bar.update(start + len(group) - self._bar.n) # the group is done, however the engine reported it
     self._bar.close(); self._bar = None
     self.stats["seconds"] = round(time.time() - started, 2)

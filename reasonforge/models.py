@@ -14,8 +14,9 @@ from .core import (ReasonForgeError, atomic_write_json, cache_dir, quiet_engine_
 
 # %% auto #0
 __all__ = ['HEAVY_LOCK_VARIABLE', 'EMBEDDED_MODELS', 'DEFAULT_MODEL', 'MODEL_MARKER', 'STORAGE_DTYPE', 'BF16_CPU_FLAGS', 'DTYPES',
-           'heavy_lock_path', 'heavy_lock', 'EmbeddedModel', 'embedded_model', 'embedded_part_files',
-           'assemble_embedded_gguf', 'convert_gguf', 'resolve_model', 'model_identity', 'cpu_flags', 'compute_dtype']
+           'MERGED_MARKER', 'heavy_lock_path', 'heavy_lock', 'EmbeddedModel', 'embedded_model', 'embedded_part_files',
+           'assemble_embedded_gguf', 'convert_gguf', 'resolve_model', 'model_identity', 'cpu_flags', 'compute_dtype',
+           'merge_lora', 'merge_adapter']
 
 # %% ../nbs/04_models.ipynb #c562697d
 HEAVY_LOCK_VARIABLE = "REASONFORGE_HEAVY_LOCK"
@@ -170,6 +171,45 @@ def _no_transformers_bars():
     finally:
         if was_on: transformers_logging.enable_progress_bar()
 
+# %% ../nbs/04_models.ipynb #5c3f8a21
+def _load_gguf(gguf_file:Path, dtype:str)->tuple[dict, dict, object]:
+    "A GGUF file read by transformers: (its weights as `dtype` tensors, its config without quantization, its tokenizer)."
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    import transformers.modeling_gguf_pytorch_utils as gguf_loading
+    from tqdm.auto import tqdm
+    torch_dtype = getattr(torch, dtype)
+    # a bar per tensor floods a log, and transformers' "Loading weights" bar says nothing about the conversion
+    with mock.patch.object(gguf_loading, "tqdm", functools.partial(tqdm, disable=True)), _no_transformers_bars():
+        model = AutoModelForCausalLM.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name, dtype=torch_dtype)
+    tokenizer = AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name)
+    config = model.config.to_dict()
+    config.pop("quantization_config", None)
+    state = {name: tensor.detach().to(torch_dtype).contiguous().clone()
+             for name, tensor in model.state_dict().items()}
+    return state, config, tokenizer
+
+def _tie_embeddings(state:dict, config:dict)->bool:
+    "Whether the output matrix is the embedding (declared so, or equal); if so, `state` keeps one copy, the embedding."
+    output = state.get("lm_head.weight")
+    embedding = state.get("model.embed_tokens.weight")
+    tied = bool(config.get("tie_word_embeddings"))
+    if output is not None and embedding is not None and not tied and _matrices_are_one(embedding, output):
+        tied = True
+    if tied:
+        if output is not None: state["model.embed_tokens.weight"] = state.pop("lm_head.weight")
+    return tied
+
+def _write_model_folder(building:Path, state:dict, config:dict, tokenizer):
+    "Write a fresh `building` folder: weights (safetensors), config, generation config and tokenizer."
+    from safetensors.torch import save_file
+    if building.exists(): shutil.rmtree(building)
+    building.mkdir(parents=True)
+    save_file(state, building/"model.safetensors", metadata={"format": "pt"})
+    atomic_write_json(building/"config.json", config)
+    _write_generation_config(building, config, tokenizer)
+    tokenizer.save_pretrained(building)
+
 # %% ../nbs/04_models.ipynb #8e7e3c84
 def convert_gguf(gguf_file:str|Path, # a GGUF model file
                  folder:str|Path, # the Hugging Face folder to create (replaced if incomplete)
@@ -182,43 +222,18 @@ def convert_gguf(gguf_file:str|Path, # a GGUF model file
     with heavy_lock(f"converting {gguf_file.name}"):
         if (folder/MODEL_MARKER).is_file(): return folder # another process converted it meanwhile
         quiet_engine_noise() # torchao's and torch's import messages say nothing about the conversion
-        import torch
-        from safetensors.torch import save_file
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-        import transformers.modeling_gguf_pytorch_utils as gguf_loading
-        from tqdm.auto import tqdm
         started = time.time()
-        torch_dtype = getattr(torch, dtype)
         logging.getLogger(__name__).info("converting %s to a Hugging Face folder (about a minute, once)",
                                          gguf_file.name)
-        # a bar per tensor floods a log, and transformers' "Loading weights" bar says nothing about the conversion
-        with mock.patch.object(gguf_loading, "tqdm", functools.partial(tqdm, disable=True)), _no_transformers_bars():
-            model = AutoModelForCausalLM.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name, dtype=torch_dtype)
-        tokenizer = AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name)
-        config = model.config.to_dict()
-        config.pop("quantization_config", None)
-        state = {name: tensor.detach().to(torch_dtype).contiguous().clone()
-                 for name, tensor in model.state_dict().items()}
-        del model
-        output = state.get("lm_head.weight")
-        embedding = state.get("model.embed_tokens.weight")
-        tied = bool(config.get("tie_word_embeddings"))
-        if output is not None and embedding is not None and not tied and _matrices_are_one(embedding, output):
-            tied = True
-        if tied:
-            if output is not None: state["model.embed_tokens.weight"] = state.pop("lm_head.weight")
+        state, config, tokenizer = _load_gguf(gguf_file, dtype)
+        tied = _tie_embeddings(state, config)
         config.update(tie_word_embeddings=tied, dtype=dtype)
         # the chat's end-of-turn token ends an answer; GGUF metadata names it, the GGUF tokenizer loader does not
         if isinstance(config.get("eos_token_id"), int):
             tokenizer.eos_token = tokenizer.convert_ids_to_tokens(config["eos_token_id"])
         tokenizer.model_max_length = config.get("max_position_embeddings", tokenizer.model_max_length)
         building = folder.with_name(f".{folder.name}.{os.getpid()}.building")
-        if building.exists(): shutil.rmtree(building)
-        building.mkdir(parents=True)
-        save_file(state, building/"model.safetensors", metadata={"format": "pt"})
-        atomic_write_json(building/"config.json", config)
-        _write_generation_config(building, config, tokenizer)
-        tokenizer.save_pretrained(building)
+        _write_model_folder(building, state, config, tokenizer)
         atomic_write_json(building/MODEL_MARKER, {
             "source": str(gguf_file), "source_size": gguf_file.stat().st_size, "dtype": dtype, "tied_embeddings": tied,
             "weights_sha256": sha256_file(building/"model.safetensors"), "seconds": round(time.time() - started, 1)})
@@ -313,3 +328,55 @@ def compute_dtype(requested:str|None, # "auto", None (the portable default), or 
     if device != "cpu": return "bfloat16"
     if requested is None: return "float32"
     return "bfloat16" if set(BF16_CPU_FLAGS) & (cpu_flags() if flags is None else set(flags)) else "float32"
+
+# %% ../nbs/04_models.ipynb #c5013d9b
+def merge_lora(base_model:str|Path, # the base model's Hugging Face folder
+               adapter_dir:str|Path, # a PEFT LoRA adapter folder trained on it
+               merged_dir:str|Path, # where the full model folder is written
+              )->Path:
+    "Load the base model in its own dtype, apply the adapter, merge, and save a full model folder with its tokenizer."
+    quiet_engine_noise() # torchao's import messages (peft imports it) say nothing about the merge
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    base_model, adapter_dir = Path(base_model), Path(adapter_dir)
+    try: merged = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_model, dtype="auto"),
+                                            adapter_dir).merge_and_unload()
+    except (RuntimeError, ValueError, KeyError) as error:
+        raise ReasonForgeError(f"cannot merge adapter {adapter_dir} onto {base_model} "
+                               f"({type(error).__name__}: {str(error)[:300]}); "
+                               "is it an adapter of this model?") from None
+    merged.save_pretrained(merged_dir)
+    tokenizer_source = adapter_dir if (adapter_dir/"tokenizer_config.json").is_file() else base_model
+    AutoTokenizer.from_pretrained(tokenizer_source).save_pretrained(merged_dir)
+    return Path(merged_dir)
+
+# %% ../nbs/04_models.ipynb #2f787ae3
+MERGED_MARKER = "reasonforge-merged.json" # written last into a merged folder
+
+# %% ../nbs/04_models.ipynb #fa98e07a
+def _adapter_files(adapter_dir:Path)->dict:
+    "The SHA-256 of an adapter's weights and config by file name: what makes two merges the same."
+    return {p.name: sha256_file(p) for p in sorted(adapter_dir.iterdir())
+            if p.is_file() and (p.suffix in (".safetensors", ".bin") or p.name == "adapter_config.json")}
+
+# %% ../nbs/04_models.ipynb #9811c73e
+def merge_adapter(model_dir:str|Path, # the base model's Hugging Face folder
+                  adapter_dir:str|Path, # a PEFT LoRA adapter folder (adapter_config.json and weights)
+                 )->Path:
+    ("A full model folder with the adapter merged in (`merge_lora`), "
+     "made once per model and adapter content.")
+    model_dir, adapter_dir = Path(model_dir), Path(adapter_dir)
+    if not (adapter_dir/"adapter_config.json").is_file():
+        raise ReasonForgeError(f"--adapter {adapter_dir}: not a LoRA adapter folder (no adapter_config.json)")
+    content = _adapter_files(adapter_dir)
+    target = cache_dir("merged")/stable_hash([model_identity(model_dir), content])
+    if (target/MERGED_MARKER).is_file(): return target
+    with heavy_lock("merging a LoRA adapter"):
+        if (target/MERGED_MARKER).is_file(): return target # merged by another process while we waited
+        partial = target.with_name(target.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        merge_lora(model_dir, adapter_dir, partial)
+        atomic_write_json(partial/MERGED_MARKER, {"model": model_identity(model_dir), "adapter_files_sha256": content})
+        shutil.rmtree(target, ignore_errors=True)
+        partial.rename(target)
+    return target

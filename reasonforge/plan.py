@@ -15,24 +15,18 @@ from .models import compute_dtype
 # %% auto #0
 __all__ = ['run_plan', 'format_plan']
 
-# %% ../nbs/13d_plan.ipynb #5c8f425b
-def run_plan(config:str|Path|RunConfig, # a YAML config file, or a checked config
-             run_dir:str|Path|None=None, # the run folder (default: run_root/name)
-             device_type:str="cuda", # the platform the engine arguments are for: "cuda" or "cpu"
-            )->dict:
-    ("What `reasonforge run` would do: stages, data sizes, engine arguments per replica, "
-     "the training command; starts nothing.")
-    from reasonforge.engines import replica_plan
-    from reasonforge.train import training_launch_command
-    if not isinstance(config, RunConfig): config = read_config(config)[0]
-    run = Run(Path(run_dir) if run_dir else Path(config.run_root).expanduser()/config.name, config)
-    needs_train = config.iterations > 0 or config.sft_baseline
+# %% ../nbs/13d_plan.ipynb #9b2e4f10
+def _data_sizes(run:Run, config:RunConfig)->dict:
+    "Questions, usable and excluded per split the run reads (train only when it trains)."
     data = {}
-    for split in ("dev", "train") if needs_train else ("dev",):
+    for split in ("dev", "train") if config.iterations > 0 or config.sft_baseline else ("dev",):
         questions = run.questions(split)
         usable = sum(not q.excluded for q in questions)
         data[split] = {"questions": len(questions), "usable": usable, "excluded": len(questions) - usable}
-    dev, train = data["dev"]["usable"], data.get("train", {}).get("usable", 0)
+    return data
+
+def _stage_work(config:RunConfig, dev:int, train:int)->tuple[dict, dict]:
+    "What each kind of stage does (by step), and what the stages with names of their own do."
     subset, k = min(config.evaluation.sample_subset or dev, dev), config.evaluation.k
     answers = [config.decoding.label(k if subset == dev and k > 1 else 0)] if config.evaluation.greedy else []
     evaluation = answers + ([f"{k} samples" + (f" on {subset:,} of them" if subset < dev else "")] if k > 1 else [])
@@ -47,8 +41,17 @@ def run_plan(config:str|Path|RunConfig, # a YAML config file, or a checked confi
         named |= {f"{curve_stage(fraction)}/harvest": f"a seeded {fraction:.0%} of iteration 1's training rows",
                 f"{curve_stage(fraction)}/train": work["train"],
                 f"{curve_stage(fraction)}/evaluate": f"{dev:,} dev questions: {' + '.join(answers) or 'nothing'}"}
-    stages = [{"stage": name, "work": named.get(name) or work[name.rsplit("/", 1)[1]],
-               "finished": stage_info(run.folder, name) is not None} for name in stage_names(run)]
+    return work, named
+
+def _stages(run:Run, data:dict)->list[dict]:
+    "Each stage of the run in order: its name, its work, and whether it is finished."
+    work, named = _stage_work(run.config, data["dev"]["usable"], data.get("train", {}).get("usable", 0))
+    return [{"stage": name, "work": named.get(name) or work[name.rsplit("/", 1)[1]],
+             "finished": stage_info(run.folder, name) is not None} for name in stage_names(run)]
+
+def _engine_plan(config:RunConfig, device_type:str)->dict:
+    "The sampling engine: its backend, each replica's GPUs and arguments, the GPUs in all, the executor."
+    from reasonforge.engines import replica_plan
     engine = config.engine
     options = {"dtype": engine.dtype, "max_num_seqs": engine.max_num_seqs, "max_model_len": engine.max_model_len,
                "kv_cache_gib": engine.kv_cache_gib}
@@ -58,12 +61,25 @@ def run_plan(config:str|Path|RunConfig, # a YAML config file, or a checked confi
                 [{"replica": 0, "gpus": 1 if device_type == "cuda" else 0, "cuda_visible_devices": None,
                   "engine_args": {"backend": "transformers",
                                   "dtype": compute_dtype(engine.dtype, device_type)}}])
+    return {"backend": engine.backend, "replicas": replicas, "gpus": sum(r["gpus"] for r in replicas),
+            "executor": engine.distributed_executor_backend}
+
+# %% ../nbs/13d_plan.ipynb #5c8f425b
+def run_plan(config:str|Path|RunConfig, # a YAML config file, or a checked config
+             run_dir:str|Path|None=None, # the run folder (default: run_root/name)
+             device_type:str="cuda", # the platform the engine arguments are for: "cuda" or "cpu"
+            )->dict:
+    ("What `reasonforge run` would do: stages, data sizes, engine arguments per replica, "
+     "the training command; starts nothing.")
+    from reasonforge.train import training_launch_command
+    if not isinstance(config, RunConfig): config = read_config(config)[0]
+    run = Run(Path(run_dir) if run_dir else Path(config.run_root).expanduser()/config.name, config)
+    data = _data_sizes(run, config)
+    stages, engine = _stages(run, data), _engine_plan(config, device_type)
     job = run.folder/"iteration_1"/"train.partial"/"job.json" # a stage works in `<stage>.partial/` (`run_stage`)
     return {"config": config.name, "model": config.model, "start_model": config.start_model,
             "provenance": run.provenance(), "run_dir": str(run.folder), "exists": run.folder.is_dir(),
-            "device_type": device_type, "data": data, "stages": stages,
-            "engine": {"backend": engine.backend, "replicas": replicas,
-            "gpus": sum(r["gpus"] for r in replicas), "executor": engine.distributed_executor_backend},
+            "device_type": device_type, "data": data, "stages": stages, "engine": engine,
             "training": {"backend": config.training.backend, "num_processes": config.training.num_processes,
                          "effective_batch_size": config.training.effective_batch_size,
                          "command": training_launch_command(job, config.training)}}

@@ -164,7 +164,8 @@ def chat_token_counter(tokenizer, # a Hugging Face tokenizer with a chat templat
     "A counter of the tokens a model reads for a prompt: its chat template with the answer opened (`prompt_text`)."
     def count(messages:list[dict])->int:
         text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) + RESPONSE_PREFIX
-        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+        # only a count: a prompt longer than the tokenizer's `model_max_length` is what a budget is for, not a warning
+        return len(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
     return count
 
 # %% ../nbs/03_prompt.ipynb #3671914f

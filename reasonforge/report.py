@@ -98,10 +98,39 @@ def _relative_papermill_paths(notebook:Path, base:Path):
         if record.get(key): record[key] = os.path.relpath(Path(record[key]).resolve(), base.resolve())
     atomic_write_text(notebook, json.dumps(data, indent=1, ensure_ascii=False) + "\n")
 
+# %% ../nbs/12_report.ipynb #3e9d7c21
+def _run_papermill(template:Path, # the notebook to run
+                   output:Path, # where the executed notebook goes
+                   parameters:dict, # values injected after the `parameters` cell
+                   log, # an open file for the kernel's stdout and stderr, or None
+                   *,
+                   cwd:Path, # the kernel's working folder
+                   kernel_name:str, # Jupyter kernel to run it in
+                   start_timeout:int, # seconds allowed for the kernel to start
+                   cell_timeout:int|None, # seconds allowed per cell (None: no limit)
+                  )->str|None:
+    "Execute `template` into `output` with papermill: None when every cell ran, else the failure in one line."
+    import papermill
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    try:
+        # absolute: papermill saves `output` after each cell from inside `cwd`, where a relative path would miss
+        papermill.execute_notebook(str(template.resolve()), str(output.resolve()), parameters=parameters,
+                                   kernel_name=kernel_name, language="python",
+                                   progress_bar=False, start_timeout=start_timeout, execution_timeout=cell_timeout,
+                                   cwd=str(cwd), stdout_file=log, stderr_file=log, config=_kernel_manager_config())
+    except papermill.PapermillExecutionError as failure:
+        first_line = (failure.evalue or "").strip().splitlines()[0] if (failure.evalue or "").strip() else ""
+        return f"cell {failure.exec_count}: {failure.ename}: {first_line}"
+    except (DeadKernelError, CellTimeoutError, RuntimeError, TimeoutError) as failure:
+        if not output.is_file(): raise
+        return f"{type(failure).__name__}: {str(failure).strip().splitlines()[-1] if str(failure).strip() else ''}"
+    return None
+
 # %% ../nbs/12_report.ipynb #bc01fa72
 def execute_notebook(template:str|Path, # notebook with a cell tagged `parameters`
                      output:str|Path, # where the executed notebook goes
                      parameters:dict|None=None, # values injected after the `parameters` cell
+                     *,
                      html:str|Path|bool|None=True, # True: beside `output`; a path: there; None/False: no HTML
                      cwd:str|Path|None=None, # the kernel's working folder (default: the template's)
                      kernel_name:str=KERNEL_NAME, # Jupyter kernel to run it in
@@ -111,40 +140,24 @@ def execute_notebook(template:str|Path, # notebook with a cell tagged `parameter
                      env:dict|None=None, # extra environment variables for the kernel
                     )->NotebookRun:
     "Run a parameterised notebook with papermill and render it; a failing cell is reported, not raised."
-    import papermill
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
     template, output = Path(template), Path(output)
     if not template.is_file(): raise ReasonForgeError(f"report notebook {template} does not exist")
     output.parent.mkdir(parents=True, exist_ok=True)
     ensure_kernel(kernel_name)
     variables = {"TQDM_DISABLE": "1", "MPLBACKEND": "module://matplotlib_inline.backend_inline",
                  "PYTHONUNBUFFERED": "1", **(env or {})}
-    ok, error, started = True, None, time.monotonic()
+    cwd, started = Path(cwd or template.parent), time.monotonic()
     with contextlib.ExitStack() as stack:
         log = stack.enter_context(open(log_path, "a", encoding="utf-8")) if log_path else None
         stack.enter_context(_environment(variables))
-        try:
-            # absolute: papermill saves `output` after each cell from inside `cwd`, where a relative path would miss
-            papermill.execute_notebook(str(template.resolve()), str(output.resolve()), parameters=parameters or {},
-                                       kernel_name=kernel_name, language="python",
-                                       progress_bar=False, start_timeout=start_timeout, execution_timeout=cell_timeout,
-                                       cwd=str(cwd or template.parent), stdout_file=log, stderr_file=log,
-                                       config=_kernel_manager_config())
-        except papermill.PapermillExecutionError as failure:
-            first_line = (failure.evalue or "").strip().splitlines()[0] if (failure.evalue or "").strip() else ""
-            ok, error = False, f"cell {failure.exec_count}: {failure.ename}: {first_line}"
-        except (DeadKernelError, CellTimeoutError, RuntimeError, TimeoutError) as failure:
-            if not output.is_file(): raise
-            ok, error = (False, f"{type(failure).__name__}: "
-                                f"{str(failure).strip().splitlines()[-1] if str(failure).strip() else ''}")
+        error = _run_papermill(template, output, parameters or {}, log, cwd=cwd, kernel_name=kernel_name,
+                               start_timeout=start_timeout, cell_timeout=cell_timeout)
     wall_s = time.monotonic() - started
-    if output.is_file(): _relative_papermill_paths(output, Path(cwd or template.parent))
-    if not ok: logger.error("%s failed: %s (executed notebook: %s)", template.name, error, output)
-    page = None
+    if output.is_file(): _relative_papermill_paths(output, cwd)
+    if error is not None: logger.error("%s failed: %s (executed notebook: %s)", template.name, error, output)
     fault_point(f"render:{output.stem}") # tests kill the run here: notebook executed, HTML not yet written
-    if html:
-        page = render_html(output, None if html is True else html)
-    return NotebookRun(output, page, ok, error, wall_s)
+    page = render_html(output, None if html is True else html) if html else None
+    return NotebookRun(output, page, error is None, error, wall_s)
 
 # %% ../nbs/12_report.ipynb #5a74060e
 DECODINGS = ("greedy", "self_consistency", "pass_at_k")

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .core import ReasonForgeError
+
 # %% auto #0
 __all__ = ['Z95', 'wilson_interval', 'Accuracy', 'accuracy_of', 'exact_mcnemar', 'paired_bootstrap', 'Comparison', 'compare',
            'comparison_pairs', 'stage_comparisons']

@@ -4,14 +4,13 @@
 
 # %% ../nbs/09_train.ipynb #64e4d8bb
 from __future__ import annotations
-import json, logging, os, shutil, subprocess, sys, time
-from dataclasses import dataclass, field, asdict
+import json, logging, os, subprocess, sys, time
+from dataclasses import dataclass, asdict
 from pathlib import Path
 
-from .core import (ReasonForgeError, atomic_write_json, atomic_write_text, die_with_parent,
-                              progress_bar, quiet_engine_noise, sha256_file, stable_hash)
-from .harvest import read_training_set
-from .models import compute_dtype, heavy_lock
+from .core import (ReasonForgeError, atomic_write_json, atomic_write_text, progress_bar, sha256_file,
+                              stable_hash)
+from .models import heavy_lock
 from .prompt import RESPONSE_PREFIX
 
 logger = logging.getLogger(__name__)
@@ -19,9 +18,8 @@ logger = logging.getLogger(__name__)
 # %% auto #0
 __all__ = ['logger', 'BACKENDS', 'LORA_TARGET_MODULES', 'CHATML_TEMPLATE', 'IGNORE_INDEX', 'TRAINING_PACKAGES',
            'TRAINING_PROGRESS', 'USER_ERROR_EXIT_CODE', 'PARENT_VARIABLE', 'TrainSettings', 'build_tiny_model',
-           'tokenize_row', 'tokenize_rows', 'library_versions', 'read_training_progress', 'merge_lora',
-           'last_complete_checkpoint', 'run_training_job', 'training_launch_command', 'start_training',
-           'follow_training', 'wait_for_training', 'train_lora']
+           'tokenize_row', 'tokenize_rows', 'library_versions', 'read_training_progress', 'training_launch_command',
+           'start_training', 'follow_training', 'wait_for_training', 'train_lora']
 
 # %% ../nbs/09_train.ipynb #c42e3009
 BACKENDS = ("unsloth", "peft")
@@ -174,148 +172,6 @@ def library_versions(packages:tuple=TRAINING_PACKAGES, # distribution names
         except PackageNotFoundError: versions[name] = None
     return versions
 
-# %% ../nbs/09_train.ipynb #33010fad
-def _peak_rss_mb()->float:
-    "Peak resident memory of this process in MiB."
-    import resource
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-# %% ../nbs/09_train.ipynb #e261f498
-def _gpu_peak_memory_mb()->dict:
-    ("This process's peak GPU memory in MiB (`torch.cuda.max_memory_allocated` and `max_memory_reserved`), "
-     "None without a GPU.")
-    import torch
-    if not torch.cuda.is_available(): return {"peak_gpu_allocated_mb": None, "peak_gpu_reserved_mb": None}
-    return {"peak_gpu_allocated_mb": torch.cuda.max_memory_allocated() / 2**20,
-            "peak_gpu_reserved_mb": torch.cuda.max_memory_reserved() / 2**20}
-
-# %% ../nbs/09_train.ipynb #f910f006
-def _training_device()->str|None:
-    "The GPU this process trains on (`cuda:LOCAL_RANK` under a DDP launch), None on a CPU."
-    import torch
-    return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else None
-
-# %% ../nbs/09_train.ipynb #48d6cf3a
-_PIP_NAMES = {"cut_cross_entropy": "cut-cross-entropy", "unsloth_zoo": "unsloth_zoo", "PIL": "pillow", "yaml": "pyyaml"}
-
-# %% ../nbs/09_train.ipynb #37fb558d
-def _missing_package(error:BaseException)->str|None:
-    "The pip name of the package whose absence caused `error` (walking its causes), or None."
-    import re
-    seen = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        # not any ImportError: "cannot import name" is a version clash
-        name = error.name if isinstance(error, ModuleNotFoundError) else None
-        found = re.search(r"No module named '([\w.]+)'|[Pp]lease install `?([A-Za-z][\w.-]*)|pip install "
-                          r"`?([A-Za-z][\w.-]*)", str(error))
-        name = name or (found and next(g for g in found.groups() if g))
-        if name in ("a", "the", "it", "one"): name = None # "please install a GPU driver" names no package
-        if name:
-            top = name.split(".")[0]
-            return _PIP_NAMES.get(top, top.replace("_", "-"))
-        error = error.__cause__ or error.__context__
-    return None
-
-# %% ../nbs/09_train.ipynb #ee440c33
-def _unsloth_error(what:str, error:BaseException)->ReasonForgeError:
-    ("A user error for Unsloth failing: the missing package by name when that is the cause, "
-     "else the error and the way out.")
-    missing = _missing_package(error)
-    if missing:
-        return ReasonForgeError(f"Unsloth {what}: the Python package '{missing}' is missing (pip install {missing}; "
-                                f"the [gpu] extra brings it: pip install 'reasonforge[gpu]')")
-    return ReasonForgeError(f"Unsloth {what} ({type(error).__name__}: {error}); train with backend='peft' instead")
-
-# %% ../nbs/09_train.ipynb #2d73e037
-def _torch_dtype(settings:TrainSettings):
-    "The dtype the trainable model is loaded in, and computes in under autocast (`compute_dtype`'s rule)."
-    import torch
-    if not torch.cuda.is_available(): return getattr(torch, compute_dtype(settings.dtype, "cpu"))
-    if settings.dtype in (None, "auto"): return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
-    return getattr(torch, compute_dtype(settings.dtype, "cuda"))
-
-# %% ../nbs/09_train.ipynb #585a32a7
-def _load_for_training(base_model:Path, settings:TrainSettings):
-    "The base model with fresh LoRA adapters, and its tokenizer."
-    import torch
-    from transformers import set_seed
-    set_seed(settings.seed)
-    if settings.backend == "unsloth":
-        from unsloth import FastLanguageModel
-        try:
-            model, tokenizer = FastLanguageModel.from_pretrained(
-                str(base_model), max_seq_length=settings.max_length, dtype=_torch_dtype(settings),
-                load_in_4bit=settings.load_in_4bit, local_files_only=True)
-        except Exception as error: raise _unsloth_error(f"cannot load {base_model}", error) from error
-        try:
-            model = FastLanguageModel.get_peft_model(
-                model, r=settings.lora_rank, lora_alpha=settings.lora_alpha, lora_dropout=settings.lora_dropout,
-                target_modules=list(settings.target_modules), bias="none", random_state=settings.seed,
-                use_gradient_checkpointing=(("unsloth" if settings.unsloth_optimizations else True)
-                                            if settings.gradient_checkpointing else False),
-                max_seq_length=settings.max_length)
-        except ImportError as error: raise _unsloth_error("cannot add LoRA adapters", error) from error
-        return model, tokenizer
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    tokenizer = AutoTokenizer.from_pretrained(base_model)
-    device = _training_device() # straight to the GPU: no full copy in CPU memory first
-    model = AutoModelForCausalLM.from_pretrained(base_model, dtype=_torch_dtype(settings),
-                                                 **({"device_map": {"": device}} if device else {}))
-    if settings.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        model.enable_input_require_grads()
-    model.config.use_cache = False
-    config = LoraConfig(r=settings.lora_rank, lora_alpha=settings.lora_alpha, lora_dropout=settings.lora_dropout,
-                        target_modules=list(settings.target_modules), bias="none", task_type="CAUSAL_LM")
-    return get_peft_model(model, config), tokenizer
-
-# %% ../nbs/09_train.ipynb #66b80441
-def _trainer_class(settings:TrainSettings):
-    "TRL's SFTTrainer, with the model's own loss where TRL's Triton loss kernel cannot run (CPU, plain PEFT)."
-    import torch
-    from trl import SFTTrainer
-    if settings.backend == "unsloth" or torch.cuda.is_available(): return SFTTrainer
-    from transformers import Trainer
-
-    class CPUSFTTrainer(SFTTrainer):
-        "SFTTrainer computing the model's own cross-entropy (TRL's fused loss needs a GPU)."
-        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            inputs["use_cache"] = False
-            return Trainer.compute_loss(self, model, inputs, return_outputs=return_outputs,
-                                        num_items_in_batch=num_items_in_batch)
-    return CPUSFTTrainer
-
-# %% ../nbs/09_train.ipynb #4868e76a
-class _CountingCollator:
-    "Wraps a data collator and records the real (non-padding) tokens of each batch it builds, in order."
-    def __init__(self, collator): self.collator, self.batch_tokens = collator, []
-    def __call__(self, examples):
-        self.batch_tokens.append(sum(len(example["input_ids"]) for example in examples))
-        return self.collator(examples)
-
-# %% ../nbs/09_train.ipynb #47f77e13
-def _step_timer(counter:_CountingCollator, batches_per_step:int):
-    ("A trainer callback recording each optimizer step's seconds, tokens and learning rate "
-     "(for throughput without start-up costs).")
-    from transformers import TrainerCallback
-
-    class StepTimer(TrainerCallback):
-        "Seconds and tokens of each optimizer step (batches are built in order, a step consumes `batches_per_step`)."
-        def __init__(self): self.steps, self.last = [], None
-        def on_step_begin(self, args, state, control, optimizer=None, **kwargs):
-            if self.last is None: self.last = time.time()
-            # what this step's update uses
-            self.learning_rate = optimizer.param_groups[0]["lr"] if optimizer is not None else None
-        def on_step_end(self, args, state, control, **kwargs):
-            now, used = time.time(), len(self.steps) * batches_per_step
-            tokens = sum(counter.batch_tokens[used:used + batches_per_step])
-            self.steps.append({"step": state.global_step, "seconds": now - self.last, "tokens": tokens,
-                               "learning_rate": self.learning_rate})
-            self.last = now
-    return StepTimer()
-
 # %% ../nbs/09_train.ipynb #5e14282c
 TRAINING_PROGRESS = "training_progress.json" # {"start", "step", "total"}: written by the training child for its parent
 
@@ -328,181 +184,10 @@ def read_training_progress(output_dir:str|Path, # a training's output folder
         return {key: int(progress[key]) for key in ("start", "step", "total")}
     except (OSError, ValueError, KeyError, TypeError): return None
 
-# %% ../nbs/09_train.ipynb #ff77f6ea
-def _progress_recorder(path:Path, # the progress file (`TRAINING_PROGRESS` in the output folder)
-                       every:float=1.0, # seconds between writes (the first and the last are always written)
-                      ):
-    "A trainer callback writing the optimizer steps done of the total to `path`, for the parent's progress bar."
-    from transformers import TrainerCallback
-
-    class ProgressRecorder(TrainerCallback):
-        "Steps done of the total, from the step training started at (the checkpoint's, when resumed)."
-        def __init__(self): self.start, self.written = None, 0.0
-        def record(self, state, force:bool):
-            if not getattr(state, "is_world_process_zero", True): return # one DDP process writes it
-            if self.start is None: self.start = state.global_step
-            if not force and time.time() - self.written < every: return
-            atomic_write_json(path, {"start": self.start, "step": state.global_step, "total": state.max_steps})
-            self.written = time.time()
-        def on_train_begin(self, args, state, control, **kwargs): self.record(state, True)
-        def on_step_end(self, args, state, control, **kwargs): self.record(state, False)
-        def on_train_end(self, args, state, control, **kwargs): self.record(state, True)
-    return ProgressRecorder()
-
-# %% ../nbs/09_train.ipynb #68cec83c
-def _umask_modes(folder:Path):
-    "Give a saved model's files the mode the umask gives any new file: safetensors writes its weights private (0600)."
-    mask = os.umask(0o022); os.umask(mask) # the only portable way to read the umask
-    for path in folder.rglob("*"):
-        if path.is_file() and not path.is_symlink(): path.chmod(0o666 & ~mask)
-
-# %% ../nbs/09_train.ipynb #c5013d9b
-def merge_lora(base_model:str|Path, # the base model's Hugging Face folder
-               adapter_dir:str|Path, # a PEFT LoRA adapter folder trained on it
-               merged_dir:str|Path, # where the full model folder is written
-              )->Path:
-    "Load the base model in its own dtype, apply the adapter, merge, and save a full model folder with its tokenizer."
-    quiet_engine_noise() # torchao's import messages (peft imports it) say nothing about the merge
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    base_model, adapter_dir = Path(base_model), Path(adapter_dir)
-    try: merged = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_model, dtype="auto"),
-                                            adapter_dir).merge_and_unload()
-    except (RuntimeError, ValueError, KeyError) as error:
-        raise ReasonForgeError(f"cannot merge adapter {adapter_dir} onto {base_model} "
-                               f"({type(error).__name__}: {str(error)[:300]}); "
-                               "is it an adapter of this model?") from None
-    merged.save_pretrained(merged_dir)
-    tokenizer_source = adapter_dir if (adapter_dir/"tokenizer_config.json").is_file() else base_model
-    AutoTokenizer.from_pretrained(tokenizer_source).save_pretrained(merged_dir)
-    return Path(merged_dir)
-
-# %% ../nbs/09_train.ipynb #f68ad636
-def last_complete_checkpoint(checkpoints:Path, # the trainer's output folder of `checkpoint-N` folders
-                            )->Path|None:
-    "The newest checkpoint the trainer finished writing; partial ones (a kill during saving) are removed."
-    if not checkpoints.is_dir(): return None
-    found = sorted((p for p in checkpoints.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
-                   key=lambda p: int(p.name.split("-")[-1]), reverse=True)
-    for checkpoint in found:
-        try:
-            json.loads((checkpoint/"trainer_state.json").read_text())  # the trainer writes it last
-            return checkpoint
-        except (OSError, ValueError):
-            logger.warning("removing %s: the run was killed while writing it", checkpoint)
-            shutil.rmtree(checkpoint, ignore_errors=True)
-    return None
-
-# %% ../nbs/09_train.ipynb #ec5e22ed
-def _replace_folder(tmp:Path, final:Path):
-    "Move a completely written folder into place."
-    if final.exists(): shutil.rmtree(final)
-    tmp.rename(final)
-
 # %% ../nbs/09_train.ipynb #81b5c0d7
 USER_ERROR_EXIT_CODE = 3
 
 PARENT_VARIABLE = "REASONFORGE_TRAINING_PARENT" # the process a training child must not outlive
-
-# %% ../nbs/09_train.ipynb #c1445eac
-def run_training_job(job_path:str|Path, # job.json written by `start_training`
-                    ):
-    "Train one LoRA as described by a job file; meant to run in a fresh child process."
-    parent = os.environ.get(PARENT_VARIABLE)
-    if "LOCAL_RANK" in os.environ: parent = None # a DDP worker's parent is the launcher, which dies with the run
-    die_with_parent(int(parent) if parent and parent.isdigit() else None) # a killed run leaves no training behind
-    quiet_engine_noise() # torch/torchao messages about themselves stay out of train.log
-    job = json.loads(Path(job_path).read_text())
-    try: _run_training_job(job)
-    except ReasonForgeError as error:
-        atomic_write_json(Path(job["output_dir"])/"train_error.json", {"message": str(error)})
-        raise SystemExit(USER_ERROR_EXIT_CODE)
-
-# %% ../nbs/09_train.ipynb #b4aa9e7f
-def _import_unsloth():
-    "Import Unsloth before transformers, TRL and PEFT (it patches them); vLLM is blocked first."
-    sys.modules.setdefault("vllm", None)  # never needed for training; its kernels crash on CPUs without AVX-512
-    try: import unsloth  # noqa: F401
-    except Exception as error: raise _unsloth_error("cannot start here", error) from error
-
-# %% ../nbs/09_train.ipynb #2012ea14
-def _run_training_job(job:dict):
-    "The body of `run_training_job`."
-    settings = TrainSettings(**job["settings"])
-    output_dir, base_model = Path(job["output_dir"]), Path(job["base_model"])
-    if settings.backend == "unsloth": _import_unsloth()
-    import torch
-    from datasets import Dataset
-    from trl import SFTConfig
-    model, tokenizer = _load_for_training(base_model, settings)
-    rows = read_training_set(job["training_set"])
-    examples, counts = tokenize_rows(rows, tokenizer, settings.max_length)
-    if not examples:
-        raise ReasonForgeError(f"{job['training_set']}: no row fits in max_length={settings.max_length} tokens")
-    checkpoints = output_dir/"checkpoints"
-    resume = last_complete_checkpoint(checkpoints)
-    args = SFTConfig(
-        output_dir=str(checkpoints), num_train_epochs=settings.epochs, max_steps=settings.max_steps or -1,
-        per_device_train_batch_size=settings.per_device_batch_size,
-        gradient_accumulation_steps=settings.gradient_accumulation_steps, learning_rate=settings.learning_rate,
-        lr_scheduler_type=settings.lr_scheduler, warmup_steps=settings.warmup_ratio, weight_decay=settings.weight_decay,
-        train_sampling_strategy="group_by_length" if settings.group_by_length else "random",
-        max_length=settings.max_length, gradient_checkpointing=False,  # already set up on the model
-        # "steps" saves the last step too
-        logging_steps=settings.logging_steps, save_strategy="steps" if settings.save_steps else "no",
-        save_steps=settings.save_steps or 500, ddp_find_unused_parameters=False if settings.num_processes > 1 else None,
-        save_total_limit=settings.save_total_limit, seed=settings.seed, data_seed=settings.seed,
-        bf16=_torch_dtype(settings) == torch.bfloat16, fp16=False, # on a CPU too: autocast where it has BF16
-        optim="adamw_torch", report_to="none", dataloader_num_workers=0, disable_tqdm=True,
-        # an explicit False keeps Unsloth from turning it on
-        **({} if settings.unsloth_optimizations else {"padding_free": False}))
-    trainer = _trainer_class(settings)(model=model, args=args, train_dataset=Dataset.from_list(examples),
-                                       processing_class=tokenizer)
-    trainer.data_collator = counter = _CountingCollator(trainer.data_collator)
-    trainer.add_callback(timer := _step_timer(counter, settings.gradient_accumulation_steps))
-    trainer.add_callback(_progress_recorder(output_dir/TRAINING_PROGRESS)) # the parent's progress bar reads it
-    started = time.time()
-    result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    train_seconds = time.time() - started
-    peak_rss_mb, peak_gpu = _peak_rss_mb(), _gpu_peak_memory_mb()
-    # DDP: only global rank 0 saves the one adapter
-    # (the trainer alone is not enough: on a CPU it may not enter DDP mode)
-    if not trainer.is_world_process_zero() or int(os.environ.get("RANK", "0")) != 0: return
-    steps_this_run = trainer.state.global_step - (int(resume.name.split("-")[-1]) if resume else 0)
-    losses = [{"step": entry["step"], "loss": entry["loss"]} for entry in trainer.state.log_history if "loss" in entry]
-    adapter_tmp = output_dir/"adapter.tmp"
-    if adapter_tmp.exists(): shutil.rmtree(adapter_tmp)
-    trainer.model.save_pretrained(adapter_tmp)
-    tokenizer.save_pretrained(adapter_tmp)
-    _umask_modes(adapter_tmp)
-    _replace_folder(adapter_tmp, output_dir/"adapter")
-    del trainer, model
-    import gc; gc.collect()
-    if settings.merge:
-        merged_tmp = output_dir/"merged.tmp"
-        if merged_tmp.exists(): shutil.rmtree(merged_tmp)
-        merge_lora(base_model, output_dir/"adapter", merged_tmp)
-        _umask_modes(merged_tmp)
-        _replace_folder(merged_tmp, output_dir/"merged")
-    info = {"job_hash": job["job_hash"], "backend": settings.backend, "base_model": str(base_model),
-            "base_model_sha256": job["base_model_sha256"],
-            "training_set": job["training_set"], "training_set_sha256": job["training_set_sha256"],
-            "settings": asdict(settings), "effective_batch_size": settings.effective_batch_size,
-            "versions": library_versions(), "device": "cuda" if torch.cuda.is_available() else "cpu",
-            "dtype": str(_torch_dtype(settings)).replace("torch.", ""), "torch_threads": torch.get_num_threads(),
-            **counts, "global_step": int(result.global_step), "resumed_from": resume.name if resume else None,
-            "losses": losses, "first_loss": losses[0]["loss"] if losses else None,
-            "last_loss": losses[-1]["loss"] if losses else None,
-            "train_loss": result.training_loss, "train_seconds": train_seconds, "steps_this_run": steps_this_run,
-            "seconds_per_step": train_seconds / steps_this_run if steps_this_run else None,
-            "tokens_this_run": (tokens := sum(step["tokens"] for step in timer.steps)),
-            "tokens_per_second": tokens / train_seconds if train_seconds else None,
-            "step_times": timer.steps, "peak_rss_mb": peak_rss_mb, **peak_gpu, "num_processes": settings.num_processes,
-            "adapter_dir": str(output_dir/"adapter"),
-            "merged_dir": str(output_dir/"merged") if settings.merge else None, "complete": True}
-    for folder in [output_dir/"adapter"] + ([output_dir/"merged"] if settings.merge else []):
-        atomic_write_json(folder/"training_info.json", info)
-    atomic_write_json(output_dir/"training_info.json", info)
 
 # %% ../nbs/09_train.ipynb #bedd5651
 def _weights_sha256(model_dir:Path)->str:
@@ -539,7 +224,7 @@ def training_launch_command(job_path:str|Path, # the job file `start_training` w
                             settings:TrainSettings, # the run's settings (num_processes)
                            )->list[str]:
     "The command that runs a training job: the child itself, or `accelerate launch` of N DDP processes (one per GPU)."
-    code = f"from reasonforge.train import run_training_job; run_training_job({str(job_path)!r})"
+    code = f"from reasonforge.train_job import run_training_job; run_training_job({str(job_path)!r})"
     if settings.num_processes == 1: return [sys.executable, "-c", code]
     entry = Path(job_path).parent/"train_entry.py"
     return [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(settings.num_processes),
@@ -569,7 +254,7 @@ def start_training(base_model:str|Path, # the base model's Hugging Face folder (
            PARENT_VARIABLE: str(os.getpid())}
     command = training_launch_command(previous, settings)
     if settings.num_processes > 1: # the launcher dies with this process too (the death signal survives exec)
-        atomic_write_text(output_dir/"train_entry.py", "from reasonforge.train import run_training_job\n"
+        atomic_write_text(output_dir/"train_entry.py", "from reasonforge.train_job import run_training_job\n"
                                                        f"run_training_job({str(previous)!r})\n")
         command = [sys.executable, "-c", "import os, sys; from reasonforge.core import die_with_parent; "
                                          f"die_with_parent({os.getpid()}); "

@@ -10,7 +10,8 @@ from reasonforge.core import ReasonForgeError
 from reasonforge.engines import VLLMBackend, _vllm_engine_options
 from reasonforge.generate import SamplingSettings, TransformersBackend, prompt_key
 from reasonforge.models import compute_dtype
-from reasonforge.train import TrainSettings, _torch_dtype
+from reasonforge.train import TrainSettings
+from reasonforge.train_job import _torch_dtype
 from test_generate import model_dir  # noqa: F401  (the fixture: a model folder with stand-in weights)
 
 WITH_BF16, WITHOUT_BF16 = {"sse4_2", "avx2", "avx512f", "avx512_bf16"}, {"sse4_2", "avx", "avx2", "fma"}

@@ -5,7 +5,8 @@ import pytest
 
 from reasonforge.core import sha256_file
 from reasonforge.data import find_spider_dir, load_spider
-from reasonforge.execute import SQLExecutor, Verdict
+from reasonforge.execute import SQLExecutor
+from reasonforge.sql_worker import Verdict
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +101,7 @@ def test_value_rule_only_when_asked(dev, executor):
 
 def test_the_pool_sends_the_verdicts_one_session_computes(dev, executor):
     "Verdicts cross the worker pipe as `to_json` dicts and come back as the same `Verdict`s a session computes in this process."
-    from reasonforge.execute import verify_group
+    from reasonforge.sql_worker import verify_group
     from reasonforge.sandbox import WorkerSession
     questions = [q for q in dev.usable if q.db_id == "pets_1"][:6]
     golds = list(dict.fromkeys(q.gold_sql for q in questions))

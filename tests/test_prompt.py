@@ -55,3 +55,26 @@ def test_extract_sql(response, expected):
 @pytest.mark.parametrize("bad", [None, 42, b"SELECT 1", ["SELECT 1"]])
 def test_extract_sql_never_raises(bad):
     assert extract_sql(bad) == ""
+
+
+def test_counting_a_prompt_longer_than_the_tokenizer_limit_is_silent():
+    "`chat_token_counter` only counts: transformers' 'Token indices sequence length is longer' warning stays quiet."
+    import logging
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+    from reasonforge.prompt import RESPONSE_PREFIX, chat_token_counter
+    words = Tokenizer(models.WordLevel({"[UNK]": 0}, unk_token="[UNK]"))
+    words.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=words, model_max_length=8)
+    tokenizer.chat_template = "{% for m in messages %}{{ m['content'] }} {% endfor %}"
+    messages = prompt_messages("CREATE TABLE t (a int, b int, c int);", "How many rows are there in t?")
+    records = []
+    class Keep(logging.Handler):
+        def emit(self, record): records.append(record.getMessage())
+    keep = Keep()
+    logging.getLogger("transformers").addHandler(keep)
+    try: count = chat_token_counter(tokenizer)(messages)
+    finally: logging.getLogger("transformers").removeHandler(keep)
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) + RESPONSE_PREFIX
+    assert count == len(text.split()) > 8  # the same count, longer than the limit
+    assert not [message for message in records if "Token indices" in message], records
