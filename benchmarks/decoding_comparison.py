@@ -63,7 +63,7 @@ def _predictions(folder:Path)->list:
 def _exact_matches(rows:list, spider)->list:
     "Official exact-set-match per question (None: excluded)."
     from reasonforge.exact_match import database_schema, exact_match, foreign_key_map, official_prediction
-    from reasonforge.score import prediction_line
+    from reasonforge.decoding import prediction_line
     tables = spider.tables
     return [None if r.excluded else bool(exact_match(r.gold_sql, official_prediction(prediction_line(r.predicted_sql)),
                                                      database_schema(spider.database_path(r.db_id)),

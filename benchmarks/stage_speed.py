@@ -165,14 +165,15 @@ def stage_train(scratch:Path, steps:int, dtype:str|None)->dict:
 PHASES_SCRIPT = """
 import json, sys, time
 from pathlib import Path
-from reasonforge.train import TrainSettings, _import_unsloth, _load_for_training, tokenize_rows
-from reasonforge.harvest import read_training_set
+from reasonforge.core import read_jsonl
+from reasonforge.train import TrainSettings, tokenize_rows
+from reasonforge.train_job import _import_unsloth, _load_for_training
 job = json.loads(sys.argv[1])
 settings = TrainSettings(**job["settings"])
 if settings.backend == "unsloth": _import_unsloth()
 import torch
 model, tokenizer = _load_for_training(Path(job["model"]), settings)
-examples, _ = tokenize_rows(read_training_set(job["rows"]), tokenizer, settings.max_length)
+examples, _ = tokenize_rows(read_jsonl(job["rows"]), tokenizer, settings.max_length)
 trainable = [p for p in model.parameters() if p.requires_grad]
 optimizer = torch.optim.AdamW(trainable, lr=1e-4)
 bf16 = next(model.parameters()).dtype == torch.bfloat16

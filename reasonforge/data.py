@@ -15,9 +15,9 @@ from .core import ReasonForgeError, cache_dir, sha256_file
 
 # %% auto #0
 __all__ = ['SPIDER_DIR_VARIABLE', 'DOWNLOAD_FOLDER', 'SPLIT_FILES', 'downloaded_spider_dir', 'find_spider_dir', 'read_json_file',
-           'TableSchema', 'load_tables', 'DatabaseFinder', 'connect_read_only', 'quote_identifier', 'schema_mismatches',
-           'sample_values', 'render_schema', 'Question', 'SpiderDataset', 'load_spider', 'spider_root',
-           'extract_spider_zip', 'read_gold_file', 'verify_databases']
+           'TableSchema', 'load_tables', 'DatabaseFinder', 'connect_read_only', 'quote_identifier', 'SqliteTable',
+           'read_sqlite_schema', 'schema_mismatches', 'sample_values', 'render_schema', 'Question', 'SpiderDataset',
+           'load_spider', 'spider_root', 'extract_spider_zip']
 
 # %% ../nbs/01_data.ipynb #7f394c11
 SPIDER_DIR_VARIABLE = "REASONFORGE_SPIDER_DIR"
@@ -184,31 +184,43 @@ def quote_identifier(name:str, # table or column name
     "A SQL identifier in double quotes, safe for any name."
     return '"' + name.replace('"', '""') + '"'
 
+# %% ../nbs/01_data.ipynb #6eb59a3d
+@dataclass(frozen=True)
+class SqliteTable:
+    "One table of a SQLite file as SQLite itself describes it."
+    name:str # the table's name
+    columns:list # its `PRAGMA table_info` rows: (cid, name, declared type, notnull, default, pk)
+    foreign_keys:list # its `PRAGMA foreign_key_list` rows: (id, seq, table, from, to, ...)
+
+def read_sqlite_schema(db_path:str|Path, # a SQLite database file
+                      )->list[SqliteTable]:
+    "Every table of a SQLite file (its own `sqlite_` tables included) in `sqlite_master`'s order: the one schema reader."
+    try:
+        with closing(connect_read_only(db_path)) as connection:
+            names = [row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+            def pragma(kind, name): return connection.execute(f"PRAGMA {kind}({quote_identifier(name)})").fetchall()
+            return [SqliteTable(name, pragma("table_info", name), pragma("foreign_key_list", name)) for name in names]
+    except sqlite3.Error as error:
+        raise ReasonForgeError(f"{db_path}: not a readable SQLite database ({error})") from None
+
 # %% ../nbs/01_data.ipynb #e7b736df
 def schema_mismatches(schema:TableSchema, # the `tables.json` description
                       db_path:str|Path, # its SQLite file
                      )->list[str]:
     "How the SQLite file's tables and columns differ from `tables.json` (empty when they agree)."
-    try:
-        with closing(connect_read_only(db_path)) as connection:
-            actual_tables = [row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")]
-            by_lower = {name.lower(): name for name in actual_tables}
-            problems = []
-            for table_index, table in enumerate(schema.table_names):
-                if table.lower() not in by_lower:
-                    problems.append(f"table '{table}' is missing from the file"); continue
-                actual = [row[1] for row in connection.execute(
-                    f"PRAGMA table_info({quote_identifier(by_lower[table.lower()])})")]
-                expected = [schema.column_names[i][1] for i in schema.table_columns(table_index)]
-                missing = [c for c in expected if c.lower() not in {a.lower() for a in actual}]
-                extra = [a for a in actual if a.lower() not in {c.lower() for c in expected}]
-                if missing or extra:
-                    problems.append(f"table '{table}': " + "; ".join(
-                        part for part in [f"columns only in tables.json: {missing}" if missing else "",
-                                          f"columns only in the file: {extra}" if extra else ""] if part))
-            return problems
-    except sqlite3.DatabaseError as error:
-        raise ReasonForgeError(f"{db_path}: not a readable SQLite database ({error})") from None
+    actual = {table.name.lower(): [row[1] for row in table.columns] for table in read_sqlite_schema(db_path)}
+    problems = []
+    for table_index, table in enumerate(schema.table_names):
+        if table.lower() not in actual:
+            problems.append(f"table '{table}' is missing from the file"); continue
+        expected = [schema.column_names[i][1] for i in schema.table_columns(table_index)]
+        missing = [c for c in expected if c.lower() not in {a.lower() for a in actual[table.lower()]}]
+        extra = [a for a in actual[table.lower()] if a.lower() not in {c.lower() for c in expected}]
+        if missing or extra:
+            problems.append(f"table '{table}': " + "; ".join(
+                part for part in [f"columns only in tables.json: {missing}" if missing else "",
+                                  f"columns only in the file: {extra}" if extra else ""] if part))
+    return problems
 
 # %% ../nbs/01_data.ipynb #f7968de2
 _PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -477,43 +489,3 @@ def extract_spider_zip(path:str|Path, # the official Spider zip
     finally:
         if temporary.exists(): shutil.rmtree(temporary, ignore_errors=True)
     return target/folder
-
-# %% ../nbs/01_data.ipynb #6241e9c5
-def read_gold_file(path:str|Path, # a gold file such as dev_gold.sql
-                  )->list[tuple[str, str]]:
-    "The (gold SQL, db_id) pairs of an official gold file, one `SQL<TAB>db_id` per line."
-    path = Path(path)
-    try: text = path.read_text(encoding="utf-8")
-    except FileNotFoundError: raise ReasonForgeError(f"{path}: file not found") from None
-    pairs = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        sql, tab, db_id = line.rstrip().rpartition("\t") # leading tabs kept: "\tdb" is an empty SQL, not a missing tab
-        if not tab: raise ReasonForgeError(f"{path} line {number}: expected 'SQL<TAB>db_id', found no tab")
-        if not sql.strip(): raise ReasonForgeError(f"{path} line {number}: empty SQL")
-        if not db_id.strip(): raise ReasonForgeError(f"{path} line {number}: empty db_id")
-        pairs.append((sql.strip(), db_id.strip()))
-    if not pairs: raise ReasonForgeError(f"{path}: contains no gold queries")
-    return pairs
-
-# %% ../nbs/01_data.ipynb #c9d2acfd
-def verify_databases(spider_dir:str|Path, # Spider folder holding database/ and the manifest
-                     manifest:str|Path|None=None, # official hashes (default: spider_dir/SHA256_OFFICIAL.json)
-                    )->dict:
-    "Compare each official `.sqlite` file with the manifest: `ok` count, `missing` and `differing` file lists."
-    spider_dir = Path(spider_dir)
-    manifest = Path(manifest) if manifest else spider_dir/"SHA256_OFFICIAL.json"
-    entries = read_json_file(manifest)
-    if not isinstance(entries, dict):
-        raise ReasonForgeError(f"{manifest}: expected an object of file -> {{sha256, size}}")
-    ok, missing, differing = 0, [], []
-    for key in sorted(entries):
-        parts = key.split("/")
-        if len(parts) < 3 or parts[1] != "database" or not key.endswith(".sqlite"): continue
-        expected = entries[key]
-        if not isinstance(expected, dict) or "sha256" not in expected or "size" not in expected:
-            raise ReasonForgeError(f"{manifest}: entry '{key}' needs 'sha256' and 'size'")
-        path = spider_dir.joinpath(*parts[1:])
-        if not path.is_file(): missing.append(key)
-        elif path.stat().st_size != expected["size"] or sha256_file(path) != expected["sha256"]: differing.append(key)
-        else: ok += 1
-    return {"ok": ok, "missing": missing, "differing": differing}

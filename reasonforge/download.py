@@ -4,17 +4,18 @@
 
 # %% ../nbs/01a_download.ipynb #39ba15a0
 from __future__ import annotations
-import argparse, os, shutil, sys, tempfile, zipfile
+import os, shutil, sys, tempfile, zipfile
 from pathlib import Path
 
 import reasonforge
 from .core import ReasonForgeError, cache_dir, sha256_file
 from .data import SPIDER_DIR_VARIABLE, DOWNLOAD_FOLDER, downloaded_spider_dir, find_spider_dir, load_tables
-from .data import read_json_file, verify_databases, _zip_spider_folder
+from .data import read_json_file, _zip_spider_folder
 
 # %% auto #0
-__all__ = ['SPIDER_URL', 'SPIDER_ZIP_SHA256', 'ZIP_NAME', 'OFFICIAL_MANIFEST', 'how_to_get_spider', 'fetch_zip', 'check_release',
-           'unpack_spider_zip', 'default_download_root', 'download_spider', 'add_data_command']
+__all__ = ['SPIDER_URL', 'SPIDER_ZIP_SHA256', 'ZIP_NAME', 'OFFICIAL_MANIFEST', 'verify_databases', 'how_to_get_spider',
+           'fetch_zip', 'check_release', 'unpack_spider_zip', 'default_download_root', 'download_spider',
+           'add_data_command']
 
 # %% ../nbs/01a_download.ipynb #69bc0217
 # spider_data.zip, as linked from yale-lily.github.io/spider
@@ -23,6 +24,29 @@ SPIDER_ZIP_SHA256 = None # not pinned: the zip is re-uploaded now and then; each
 ZIP_NAME = "spider_data.zip"
 # size and sha256 of the 166 official databases
 OFFICIAL_MANIFEST = Path(reasonforge.__file__).parent/"spider_sha256_official.json"
+
+# %% ../nbs/01a_download.ipynb #c9d2acfd
+def verify_databases(spider_dir:str|Path, # Spider folder holding database/ and the manifest
+                     manifest:str|Path|None=None, # official hashes (default: spider_dir/SHA256_OFFICIAL.json)
+                    )->dict:
+    "Compare each official `.sqlite` file with the manifest: `ok` count, `missing` and `differing` file lists."
+    spider_dir = Path(spider_dir)
+    manifest = Path(manifest) if manifest else spider_dir/"SHA256_OFFICIAL.json"
+    entries = read_json_file(manifest)
+    if not isinstance(entries, dict):
+        raise ReasonForgeError(f"{manifest}: expected an object of file -> {{sha256, size}}")
+    ok, missing, differing = 0, [], []
+    for key in sorted(entries):
+        parts = key.split("/")
+        if len(parts) < 3 or parts[1] != "database" or not key.endswith(".sqlite"): continue
+        expected = entries[key]
+        if not isinstance(expected, dict) or "sha256" not in expected or "size" not in expected:
+            raise ReasonForgeError(f"{manifest}: entry '{key}' needs 'sha256' and 'size'")
+        path = spider_dir.joinpath(*parts[1:])
+        if not path.is_file(): missing.append(key)
+        elif path.stat().st_size != expected["size"] or sha256_file(path) != expected["sha256"]: differing.append(key)
+        else: ok += 1
+    return {"ok": ok, "missing": missing, "differing": differing}
 
 # %% ../nbs/01a_download.ipynb #c3ec4f35
 _REASONS = (("Name or service not known", "name lookup failed: no network?"),

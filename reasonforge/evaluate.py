@@ -5,7 +5,6 @@
 # %% ../nbs/10_evaluate.ipynb #c6f35409
 from __future__ import annotations
 import json, sqlite3
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, asdict, fields
 from pathlib import Path
@@ -18,9 +17,9 @@ from .exact_match import (database_schema, foreign_key_map, exact_match, partial
                                      PARTIAL_COMPONENTS)
 
 # %% auto #0
-__all__ = ['ScoredExample', 'database_files', 'score_predictions', 'summarize', 'evaluation_report', 'format_summary', 'Vote',
-           'majority_vote', 'pass_at_k_curve', 'sample_summaries', 'DevPrediction', 'dev_predictions', 'greedy_summary',
-           'write_report']
+__all__ = ['ScoredExample', 'database_files', 'score_predictions', 'summarize', 'evaluation_report', 'format_summary',
+           'read_gold_file', 'Vote', 'majority_vote', 'pass_at_k_curve', 'sample_summaries', 'DevPrediction',
+           'dev_predictions', 'greedy_summary', 'write_report']
 
 # %% ../nbs/10_evaluate.ipynb #aa59b811
 @dataclass
@@ -124,6 +123,7 @@ def _example(i:int, db_id:str, hardness:tuple, verdicts:list|None, missing:str|N
 def score_predictions(gold:list[tuple[str, str]], # (gold SQL, db_id) per question
                       predictions:list[str], # one predicted SQL per question ("" scores wrong)
                       database_for, # db_id -> Path of its .sqlite file, or None when it is missing
+                      *,
                       keep_distinct:bool=False, # keep DISTINCT (the official default removes it from both queries)
                       lenient:bool=False, # also compute the reference system's lenient check (queries as written)
                       timeout:float=5.0, # seconds per query
@@ -289,6 +289,23 @@ def _summary_notes(summary:dict)->list[str]:
                      "hardness or exact match "
                      "(each example's gold_problem says why); execution is scored wherever both queries ran")
     return notes
+
+# %% ../nbs/10_evaluate.ipynb #6241e9c5
+def read_gold_file(path:str|Path, # a gold file such as dev_gold.sql
+                  )->list[tuple[str, str]]:
+    "The (gold SQL, db_id) pairs of an official gold file, one `SQL<TAB>db_id` per line."
+    path = Path(path)
+    try: text = path.read_text(encoding="utf-8")
+    except FileNotFoundError: raise ReasonForgeError(f"{path}: file not found") from None
+    pairs = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        sql, tab, db_id = line.rstrip().rpartition("\t") # leading tabs kept: "\tdb" is an empty SQL, not a missing tab
+        if not tab: raise ReasonForgeError(f"{path} line {number}: expected 'SQL<TAB>db_id', found no tab")
+        if not sql.strip(): raise ReasonForgeError(f"{path} line {number}: empty SQL")
+        if not db_id.strip(): raise ReasonForgeError(f"{path} line {number}: empty db_id")
+        pairs.append((sql.strip(), db_id.strip()))
+    if not pairs: raise ReasonForgeError(f"{path}: contains no gold queries")
+    return pairs
 
 # %% ../nbs/10_evaluate.ipynb #0d40e540
 @dataclass

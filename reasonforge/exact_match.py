@@ -4,13 +4,14 @@
 
 # %% ../nbs/06a_exact_match.ipynb #4409730d
 from __future__ import annotations
-import functools, os, sqlite3, stat
+import functools, os, stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .core import ReasonForgeError
-from .data import TableSchema, connect_read_only, quote_identifier
-from .hardness import HARDNESS_LEVELS, OfficialSchema, hardness_from_parse, official_parse
+from .data import TableSchema, read_sqlite_schema
+from .official_parser import OfficialSchema, official_parse
+from .hardness import HARDNESS_LEVELS, hardness_from_parse
 
 # %% auto #0
 __all__ = ['EMPTY_PARSE', 'PARTIAL_COMPONENTS', 'database_schema', 'foreign_key_map', 'comparable_parse', 'partial_scores',
@@ -20,16 +21,7 @@ __all__ = ['EMPTY_PARSE', 'PARTIAL_COMPONENTS', 'database_schema', 'foreign_key_
 @functools.lru_cache(maxsize=512)
 def _read_schema(path:str, modified:float, size:int) -> OfficialSchema:
     "The schema of one database file version (see `database_schema`)."
-    try:
-        connection = connect_read_only(path)
-        try:
-            tables = [name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")]
-            return OfficialSchema({name: [row[1]
-                                          for row in connection.execute(f"PRAGMA table_info({quote_identifier(name)})")]
-                                   for name in tables})
-        finally: connection.close()
-    except sqlite3.Error as error:
-        raise ReasonForgeError(f"{path}: cannot read the database schema ({error})") from error
+    return OfficialSchema({table.name: [row[1] for row in table.columns] for table in read_sqlite_schema(path)})
 
 # %% ../nbs/06a_exact_match.ipynb #578a190a
 def database_schema(db_path:str|Path, # a SQLite database file

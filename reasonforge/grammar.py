@@ -4,13 +4,12 @@
 
 # %% ../nbs/03a_grammar.ipynb #2d2efae9
 from __future__ import annotations
-import argparse, functools, itertools, re, string
-from contextlib import closing
+import dataclasses, functools, itertools, json, re, string
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .core import ReasonForgeError, progress_bar
-from .data import TableSchema, connect_read_only, find_spider_dir, load_spider, quote_identifier
+from .data import TableSchema, find_spider_dir, load_spider, read_sqlite_schema
 
 # %% auto #0
 __all__ = ['GRAMMAR_VERSION', 'KEYWORDS', 'ACCEPTANCE_FLOOR', 'ci', 'schema_grammar', 'grammar_accepts', 'schema_from_sqlite',
@@ -213,17 +212,11 @@ def _coarse_type(declared:str)->str:
 def schema_from_sqlite(path:str|Path, # a SQLite database file
                       )->TableSchema:
     "The `TableSchema` of a SQLite file (tables, columns, keys), named after the file, for a database outside Spider."
-    import sqlite3
     path = Path(path)
     if not path.is_file(): raise ReasonForgeError(f"{path}: no such SQLite file")
-    try:
-        with closing(connect_read_only(path)) as connection:
-            tables = [row[0] for row in connection.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY rowid")]
-            infos = {t: connection.execute(f"PRAGMA table_info({quote_identifier(t)})").fetchall() for t in tables}
-            links = {t: connection.execute(f"PRAGMA foreign_key_list({quote_identifier(t)})").fetchall() for t in tables}
-    except sqlite3.DatabaseError as error: raise ReasonForgeError(f"{path}: not a readable SQLite database ({error})") from None
-    if not tables: raise ReasonForgeError(f"{path}: the database has no tables")
+    read = [t for t in read_sqlite_schema(path) if not t.name.lower().startswith("sqlite_")]
+    if not read: raise ReasonForgeError(f"{path}: the database has no tables")
+    tables, infos = [t.name for t in read], {t.name: t.columns for t in read}
     columns, types, primary, where = [(-1, "*")], ["text"], [], {}
     for t, table in enumerate(tables):
         for _, name, declared, _, _, pk in infos[table]:
@@ -231,26 +224,31 @@ def schema_from_sqlite(path:str|Path, # a SQLite database file
             if pk: primary.append(len(columns))
             columns.append((t, name)); types.append(_coarse_type(declared or ""))
     foreign = []
-    for table in tables:
-        for link in links[table]:
+    for table in read:
+        for link in table.foreign_keys:
             target_table, source, target = link[2], link[3], link[4]
             if target is None: # REFERENCES t without a column: t's primary key
                 target = next((name for _, name, _, _, _, pk in infos.get(target_table, []) if pk == 1), None)
-            pair = (where.get((table.lower(), str(source).lower())), where.get((str(target_table).lower(), str(target).lower())))
+            pair = (where.get((table.name.lower(), str(source).lower())),
+                    where.get((str(target_table).lower(), str(target).lower())))
             if None not in pair: foreign.append(pair)
     return TableSchema(path.stem, tables, columns, types, primary, foreign)
 
 # %% ../nbs/03a_grammar.ipynb #0c7e51a4
-_GRAMMARS = {} # (Spider folder, db_id, GRAMMAR_VERSION) -> grammar text
+@functools.lru_cache(maxsize=256) # Spider has 166 databases: a process keeps every grammar it uses, within a bound
+def _grammar_text(schema_json:str, version:int)->str:
+    "The grammar of one `tables.json` entry, given as JSON (so that an edited entry gets a new grammar)."
+    entry = json.loads(schema_json)
+    return schema_grammar(TableSchema(entry["db_id"], entry["table_names"], [tuple(c) for c in entry["column_names"]],
+                                      entry["column_types"], entry["primary_keys"],
+                                      [tuple(f) for f in entry["foreign_keys"]]))
 
 def database_grammar(dataset, # a `SpiderDataset`
                      db_id:str, # one of its databases (any of tables.json)
                     )->str:
     "The grammar of a Spider database (`schema_grammar` of its `tables.json` entry), kept in memory."
     if db_id not in dataset.tables: raise ReasonForgeError(f"db_id '{db_id}' is not in {dataset.root.name}/tables.json")
-    key = (str(dataset.root), db_id, GRAMMAR_VERSION)
-    if key not in _GRAMMARS: _GRAMMARS[key] = schema_grammar(dataset.tables[db_id])
-    return _GRAMMARS[key]
+    return _grammar_text(json.dumps(dataclasses.asdict(dataset.tables[db_id])), GRAMMAR_VERSION)
 
 # %% ../nbs/03a_grammar.ipynb #22661394
 ACCEPTANCE_FLOOR = 0.995 # `reasonforge grammar check` succeeds when at least this share of gold queries is accepted

@@ -6,7 +6,7 @@
 from __future__ import annotations
 import json, logging, random, re
 from collections import Counter
-from dataclasses import dataclass, field, asdict
+from dataclasses import dataclass, asdict
 from pathlib import Path
 
 from .core import ReasonForgeError, atomic_write_json, atomic_write_text, sha256_file
@@ -16,7 +16,7 @@ logger = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['logger', 'normalize_sql', 'HarvestQuestion', 'QuestionHarvest', 'harvest_question', 'pass_at_k', 'coverage',
-           'HarvestSettings', 'build_training_rows', 'gold_sft_rows', 'write_training_set', 'read_training_set']
+           'HarvestSettings', 'build_training_rows', 'gold_sft_rows', 'write_training_set']
 
 # %% ../nbs/08_harvest.ipynb #5ad97bde
 def _fallback_normal_form(sql:str)->str:
@@ -153,7 +153,34 @@ def _assistant_row(question:HarvestQuestion, sql:str, source:str, weight:int)->d
     return {"messages": [*question.prompt, {"role": "assistant", "content": answer_text(sql)}], "sql": sql,
             "question_index": question.index, "db_id": question.db_id, "source": source, "weight": weight}
 
+# %% ../nbs/08_harvest.ipynb #e46655fe
+def _unsolved_rows(harvest, settings:HarvestSettings)->tuple[list, Counter]:
+    "A question no candidate solved: its gold rows (capped), and what they count."
+    question, cap = harvest.question, settings.max_rows_per_question or harvest.k
+    copies = harvest.k if settings.gold_copies is None else settings.gold_copies
+    kept = min(copies, cap)
+    counts = Counter(unsolved=1, gold_rows_before_cap=copies, gold_rows=kept, questions_capped=int(kept < copies))
+    return [_assistant_row(question, question.gold_sql.strip(), "gold", kept)] * kept, counts
+
+def _solved_rows(harvest, settings:HarvestSettings)->tuple[list, Counter]:
+    "A solved question: a row per distinct correct candidate (repeated when weighted, capped), and what they count."
+    question, k, cap = harvest.question, harvest.k, settings.max_rows_per_question or harvest.k
+    distinct = list(zip(harvest.distinct_correct, harvest.sources or ["self"] * len(harvest.distinct_correct)))
+    distinct = distinct[:settings.max_distinct_per_question]
+    copies = max(k - harvest.correct, settings.min_copies) if settings.difficulty_weighting else 1
+    counts = Counter(solved=1, distinct_correct=len(harvest.distinct_correct), distinct_kept=len(distinct),
+                     self_rows_before_cap=copies * len(distinct))
+    if copies * len(distinct) > cap:
+        counts["questions_capped"] += 1
+        copies = max(cap // len(distinct), 1)
+        distinct = distinct[:cap]
+    counts["self_rows"] += copies * len(distinct)
+    return [row for sql, source in distinct for row in [_assistant_row(question, sql, source, copies)] * copies], counts
+
 # %% ../nbs/08_harvest.ipynb #c95bf449
+_COUNTED = ("questions", "solved", "unsolved", "distinct_correct", "distinct_kept", "self_rows_before_cap", "self_rows",
+            "gold_rows_before_cap", "gold_rows", "questions_capped") # the counts a harvest reports, in order
+
 def build_training_rows(harvests:list, # QuestionHarvest per question
                         settings:HarvestSettings|None=None, # the choices; defaults if None
                        )->tuple[list, dict]:
@@ -161,51 +188,25 @@ def build_training_rows(harvests:list, # QuestionHarvest per question
     settings = settings or HarvestSettings()
     rows, counts = [], Counter()
     for harvest in harvests:
-        question, k = harvest.question, harvest.k
-        cap = settings.max_rows_per_question or k
-        counts["questions"] += 1
-        if harvest.correct == 0:
-            counts["unsolved"] += 1
-            copies = k if settings.gold_copies is None else settings.gold_copies
-            kept = min(copies, cap)
-            counts["gold_rows_before_cap"] += copies
-            counts["gold_rows"] += kept
-            if kept < copies: counts["questions_capped"] += 1
-            rows += [_assistant_row(question, question.gold_sql.strip(), "gold", kept)] * kept
-            continue
-        counts["solved"] += 1
-        counts["distinct_correct"] += len(harvest.distinct_correct)
-        distinct = list(zip(harvest.distinct_correct, harvest.sources or ["self"] * len(harvest.distinct_correct)))
-        distinct = distinct[:settings.max_distinct_per_question]
-        counts["distinct_kept"] += len(distinct)
-        copies = max(k - harvest.correct, settings.min_copies) if settings.difficulty_weighting else 1
-        counts["self_rows_before_cap"] += copies * len(distinct)
-        if copies * len(distinct) > cap:
-            counts["questions_capped"] += 1
-            copies = max(cap // len(distinct), 1)
-            distinct = distinct[:cap]
-        counts["self_rows"] += copies * len(distinct)
-        for sql, source in distinct: rows += [_assistant_row(question, sql, source, copies)] * copies
+        found, counted = (_unsolved_rows if harvest.correct == 0 else _solved_rows)(harvest, settings)
+        rows += found
+        counts.update(counted, questions=1)
     logger.info("harvest: %d questions (%d solved, %d unsolved); distinct correct %d, kept %d; self rows %d "
-                "(%d before cap), gold rows %d (%d before cap); %d questions capped", counts["questions"],
-                counts["solved"], counts["unsolved"], counts["distinct_correct"], counts["distinct_kept"],
-                counts["self_rows"], counts["self_rows_before_cap"], counts["gold_rows"],
-                counts["gold_rows_before_cap"], counts["questions_capped"])
+                "(%d before cap), gold rows %d (%d before cap); %d questions capped",
+                *(counts[key] for key in ("questions", "solved", "unsolved", "distinct_correct", "distinct_kept",
+                                          "self_rows", "self_rows_before_cap", "gold_rows", "gold_rows_before_cap",
+                                          "questions_capped")))
     rng = random.Random(settings.seed)
     rng.shuffle(rows)
-    stats = {**{key: counts[key] for key in ("questions", "solved", "unsolved", "distinct_correct", "distinct_kept",
-                                             "self_rows_before_cap", "self_rows", "gold_rows_before_cap", "gold_rows",
-                                             "questions_capped")},
-             "rows_before_sampling": len(rows), "sampled": False, "settings": asdict(settings),
-             "coverage": coverage(harvests)}
+    stats = {**{key: counts[key] for key in _COUNTED}, "rows_before_sampling": len(rows), "sampled": False,
+             "settings": asdict(settings), "coverage": coverage(harvests)}
     if settings.max_rows is not None and len(rows) > settings.max_rows:
         logger.warning("harvest: %d rows exceed max_rows=%d: keeping a uniform random sample (seed %d)",
                        len(rows), settings.max_rows, settings.seed)
         rows = rng.sample(rows, settings.max_rows)
         stats["sampled"] = True
-    stats["rows"] = len(rows)
-    stats["rows_by_source"] = dict(Counter(row["source"] for row in rows))
-    stats["questions_in_rows"] = len({row["question_index"] for row in rows})
+    stats |= {"rows": len(rows), "rows_by_source": dict(Counter(row["source"] for row in rows)),
+              "questions_in_rows": len({row["question_index"] for row in rows})}
     logger.info("harvest: %d training rows from %d questions%s", len(rows), stats["questions_in_rows"],
                 " (sampled)" if stats["sampled"] else "")
     return rows, stats
@@ -239,16 +240,3 @@ def write_training_set(rows:list, # chat-format rows with provenance
     atomic_write_json(path.with_suffix(".stats.json"), {**stats, "rows": len(rows), "sha256": sha256_file(path)})
     logger.info("wrote %d rows to %s", len(rows), path)
     return path
-
-# %% ../nbs/08_harvest.ipynb #ff3d684c
-def read_training_set(path:str|Path, # a .jsonl file written by `write_training_set`
-                     )->list:
-    "The rows of a training set file."
-    path = Path(path)
-    if not path.is_file(): raise ReasonForgeError(f"training set not found: {path}")
-    rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip(): continue
-        try: rows.append(json.loads(line))
-        except json.JSONDecodeError as error: raise ReasonForgeError(f"{path}:{number}: not JSON ({error})") from None
-    return rows

@@ -4,29 +4,29 @@
 
 # %% ../nbs/13_loop.ipynb #f3beef5d
 from __future__ import annotations
-import contextlib, dataclasses, functools, json, logging, os, re, shutil, signal, sys, threading, time
+import contextlib, dataclasses, functools, json, logging, os, shutil, time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .core import _DropMessages, PROGRESS_LOGGER, RUNNER_VARIABLE, ReasonForgeError, atomic_write_json
+from .core import RUNNER_VARIABLE, ReasonForgeError, atomic_write_json, read_jsonl, write_jsonl
 from .data import SPLIT_FILES
+from .subsets import stratified_sample
 from .generate import SampledQuestion
-from .execute import SQLExecutor
-from .score import (decodings, question_grammars, question_schemas, repair_candidates, score_model,
-                               start_engine, stratified_sample, verify_groups)
+from .execute import SQLExecutor, verify_groups
+from .decoding import prompt_questions, question_schemas, repair_candidates, sampling_settings, generate_for
+from .score import score_model, start_engine
 from .config import RunConfig, read_config
 from .results import RESULTS_FILE, VERDICTS_FILE, machine_description, write_results, write_verdicts
 from .run_folder import (CURVE_STEPS, DEV_TRAINED, ITERATION_STEPS, LOCK_VARIABLE, Run, curve_stage,
-                                    notebook_template, read_jsonl, redo_damaged_stages, run_lock, stage_info,
-                                    stage_is_current, write_jsonl)
+                                    notebook_template, redo_damaged_stages, run_lock, stage_info, stage_is_current)
+from .run_log import echo_run_log, log_to_file
 
 logger = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['logger', 'KERNEL_SHUTDOWN_NOISE', 'stage_inputs', 'stage_names', 'sample_candidates', 'verify_candidates',
-           'harvest_training_set', 'train_model', 'evaluate_model', 'sft_baseline', 'learning_curve',
-           'iteration_summaries', 'run_summaries', 'write_iteration_result', 'follow_runner', 'log_to_file',
-           'quiet_kernel_shutdown', 'console_line', 'echo_run_log', 'check_inputs', 'RunOutcome', 'run_loop']
+__all__ = ['logger', 'ITERATION_STAGES', 'stage_inputs', 'stage_names', 'sample_candidates', 'verify_candidates',
+           'harvest_training_set', 'train_model', 'evaluate_model', 'evaluate_iteration', 'run_iteration_stage',
+           'sft_baseline', 'learning_curve', 'check_inputs', 'RunOutcome', 'run_loop']
 
 # %% ../nbs/13_loop.ipynb #1c250359
 def _model_files(run:Run, train_stage:str)->list:
@@ -60,20 +60,17 @@ def stage_names(run:Run, # the run
 
 # %% ../nbs/13_loop.ipynb #2c77657b
 @functools.lru_cache(maxsize=4)
-def _token_counter(model_dir:Path):
-    "Counts a prompt's tokens with the model's own tokenizer (`reasonforge.prompt.chat_token_counter`)."
+def _tokenizer(model_dir:Path):
+    "The model's own tokenizer, loaded once: it counts the prompt tokens of training rows."
     from transformers import AutoTokenizer
-    from reasonforge.prompt import chat_token_counter
-    return chat_token_counter(AutoTokenizer.from_pretrained(model_dir))
+    return AutoTokenizer.from_pretrained(model_dir)
 
 # %% ../nbs/13_loop.ipynb #ec203442
 def _schema_text(run:Run, question)->str:
-    ("The schema text of a question's prompt: the richest that fits the run's `prompt_budget` "
-     "(`reasonforge.prompt.fit_schema`).")
-    from reasonforge.prompt import fit_schema
-    dataset = run.dataset(question.split)
-    if run.config.prompt_budget is None: return dataset.schema_prompt(question.db_id)
-    return fit_schema(dataset, question, _token_counter(run.base_model()), run.config.prompt_budget).text
+    "The schema text of a question's prompt, as sampling and evaluation build it (`reasonforge.decoding.question_schemas`)."
+    budget = run.config.prompt_budget
+    tokenizer = _tokenizer(run.base_model()) if budget is not None else None
+    return question_schemas(tokenizer, run.dataset(question.split), [question], budget)[0]
 
 # %% ../nbs/13_loop.ipynb #fbb9f916
 def _messages_for(run:Run, question)->list:
@@ -82,11 +79,11 @@ def _messages_for(run:Run, question)->list:
     return question_messages(run.dataset(question.split), question, schema=_schema_text(run, question))
 
 # %% ../nbs/13_loop.ipynb #965742fc
-def _engine(run:Run, model:Path, cache:Path):
-    ("A sampling backend for `model` as the run's `engine` section configures it (`reasonforge.score.start_engine`), "
-     "with a progress bar.")
+def _start_backend(run:Run, model:Path, cache:Path):
+    ("What starts a backend for `model` as the run's `engine` section configures it, with a progress bar: "
+     "a `partial` of `reasonforge.score.start_engine`.")
     options = {key: value for key, value in dataclasses.asdict(run.config.engine).items() if key != "backend"}
-    return start_engine(model, run.config.engine.backend, cache, progress=True, **options)
+    return functools.partial(start_engine, model, run.config.engine.backend, cache, progress=True, **options)
 
 # %% ../nbs/13_loop.ipynb #e79b0d81
 def _scoring(run:Run)->dict:
@@ -120,6 +117,19 @@ def _sample_summary(run:Run, model:Path, questions:list, usable:list, records:li
             "engine_start_seconds": engine_stats.get("engine_start_seconds")}
 
 # %% ../nbs/13_loop.ipynb #bf073d21
+def _sampled_questions(run:Run, backend, usable:list)->tuple:
+    "(each usable question's k candidates, repaired as the run's decoding asks; the sampling's engine stats; repairs)."
+    dataset, decoding = run.dataset("train"), run.config.decoding
+    prompted = prompt_questions(backend, dataset, usable, run.config.prompt_budget, decoding)
+    sampled = generate_for(backend, prompted, run.config.sampling)
+    engine_stats = dict(backend.stats)
+    if not decoding.repair: return sampled, engine_stats, 0
+    settings = dataclasses.replace(run.config.sampling, k=1, temperature=0.0, top_p=1.0)
+    with _executor(run) as executor:
+        fixed, repaired = repair_candidates(backend, executor, prompted, {q.index: c for q, c in zip(usable, sampled)},
+                                            settings, dataset.tables)
+    return [fixed[q.index] for q in usable], engine_stats, repaired
+
 def sample_candidates(run:Run, # the run
                       iteration:int, # 1-based iteration: samples with the model of iteration - 1
                      )->dict:
@@ -128,26 +138,14 @@ def sample_candidates(run:Run, # the run
         questions = run.questions("train")
         usable = [q for q in questions if not q.excluded]
         model = run.model_for(iteration - 1)
-        dataset, decoding = run.dataset("train"), run.config.decoding
-        with _engine(run, model, folder/"cache") as backend:
-            schemas = question_schemas(backend, dataset, usable, run.config.prompt_budget)
-            prompts = [backend.prompt(schema, q.question) for schema, q in zip(schemas, usable)]
-            grammars = question_grammars(dataset, usable, decoding)
-            sampled = backend.generate(prompts, run.config.sampling, grammars)
-            engine_stats, repaired = dict(backend.stats), 0
-            if decoding.repair:
-                settings = dataclasses.replace(run.config.sampling, k=1, temperature=0.0, top_p=1.0)
-                with _executor(run) as executor:
-                    fixed, repaired = repair_candidates(backend, executor, usable, schemas,
-                                                        {q.index: c for q, c in zip(usable, sampled)}, settings, grammars,
-                                                        dataset.tables)
-                sampled = [fixed[q.index] for q in usable]
+        with _start_backend(run, model, folder/"cache")() as backend:
+            sampled, engine_stats, repaired = _sampled_questions(run, backend, usable)
         records = [SampledQuestion(q.index, q.db_id, q.question, q.gold_sql, _messages_for(run, q), candidates)
                    for q, candidates in zip(usable, sampled)]
         write_jsonl(folder/"candidates.jsonl", [record.to_json() for record in records])
         shutil.rmtree(folder/"cache", ignore_errors=True) # the candidates are kept; the cache only served a resume
         return {**_sample_summary(run, model, questions, usable, records, engine_stats),
-                "decoding": decoding.as_dict(), "repaired": repaired}
+                "decoding": run.config.decoding.as_dict(), "repaired": repaired}
     return run.stage(f"iteration_{iteration}/sample", work, stage_inputs(run, f"iteration_{iteration}/sample"))
 
 # %% ../nbs/13_loop.ipynb #61ff781a
@@ -196,7 +194,7 @@ def harvest_training_set(run:Run, # the run
                         )->dict:
     "Stage `iteration_<i>/harvest`: distinct correct candidates, gold for 0/k questions, weighting and caps."
     from reasonforge.harvest import build_training_rows, write_training_set
-    from reasonforge.execute import Verdict
+    from reasonforge.sql_worker import Verdict
     def work(folder:Path)->dict:
         iteration_dir = run.folder/f"iteration_{iteration}"
         candidates = [SampledQuestion.from_json(r) for r in read_jsonl(iteration_dir/"sample"/"candidates.jsonl")]
@@ -236,28 +234,53 @@ def train_model(run:Run, # the run
 def evaluate_model(run:Run, # the run
                    phase:str, # the model's phase of the run: "baseline", "sft", "iteration_<i>" or "curve_<pct>"
                    model:Path, # the model folder to evaluate
-                   samples:bool=True, # also self-consistency and pass@k, as `evaluation` asks (False: the answers only)
+                   with_samples:bool=True, # also self-consistency and pass@k, as `evaluation` asks (False: answers only)
                   )->dict:
     ("Stage `<phase>/evaluate`: `reasonforge.score.score_model` on the run's dev questions, greedy, "
      "self-consistency and pass@k.")
     evaluation = run.config.evaluation
     def work(folder:Path)->dict:
-        greedy, sampled = decodings(run.config.sampling, evaluation.greedy, evaluation.k if samples else 0,
-                                    evaluation.temperature, evaluation.top_p, evaluation.seed)
+        greedy, sampling = sampling_settings(run.config.sampling, evaluation.greedy,
+                                             evaluation.k if with_samples else 0, evaluation.temperature,
+                                             evaluation.top_p, evaluation.seed)
         questions = run.questions("dev")
         subset = None if not evaluation.sample_subset else {
             q.index for q in stratified_sample([q for q in questions if not q.excluded], evaluation.sample_subset,
                                                evaluation.seed)}
-        score = score_model(lambda: _engine(run, model, folder/"cache"), run.dataset("dev"), questions, greedy,
-                            sampled, prompt_budget=run.config.prompt_budget, decoding=run.config.decoding,
+        score = score_model(_start_backend(run, model, folder/"cache"), run.dataset("dev"), questions, greedy, sampling,
+                            prompt_budget=run.config.prompt_budget, decoding=run.config.decoding,
                             sample_questions=subset, **_scoring(run))
-        dtypes = {stats.get("dtype") for stats in score.engine.values() if isinstance(stats, dict)} - {None}
+        dtypes = {stats.get("dtype") for stats in score.engine_stats.values() if isinstance(stats, dict)} - {None}
         metrics = {"model": _relative(run, model), "dtype": ",".join(sorted(dtypes)) or None, **score.metrics}
         write_jsonl(folder/"predictions.jsonl", [row.to_json() for row in score.rows])
         atomic_write_json(folder/"metrics.json", metrics)
         shutil.rmtree(folder/"cache", ignore_errors=True)
         return metrics
     return run.stage(f"{phase}/evaluate", work, stage_inputs(run, f"{phase}/evaluate"))
+
+# %% ../nbs/13_loop.ipynb #6df6650d
+def evaluate_iteration(run:Run, # the run
+                       iteration:int, # 1-based iteration whose model is evaluated
+                      )->dict:
+    "Stage `iteration_<i>/evaluate`: the model iteration i trained, scored on the run's dev questions."
+    return evaluate_model(run, f"iteration_{iteration}", run.model_for(iteration))
+
+ITERATION_STAGES = dict(zip(ITERATION_STEPS, (sample_candidates, verify_candidates, harvest_training_set, train_model,
+                                              evaluate_iteration))) # step -> the function running it, in order
+
+# %% ../nbs/13_loop.ipynb #22f664ea
+def run_iteration_stage(run:Run, # the run
+                        iteration:int, # 1-based iteration
+                        step:str, # one of `ITERATION_STAGES`
+                       )->dict:
+    "Run (or find finished) one stage of an iteration, checking that the stages before it have finished."
+    if step not in ITERATION_STAGES:
+        raise ReasonForgeError(f"unknown stage {step!r}: an iteration runs {', '.join(ITERATION_STAGES)}")
+    before = list(ITERATION_STAGES)[:list(ITERATION_STAGES).index(step)]
+    if missing := [s for s in before if stage_info(run.folder, f"iteration_{iteration}/{s}") is None]:
+        raise ReasonForgeError(f"iteration_{iteration}/{step}: stages {missing} have not finished: run them first, "
+                               "in the order of ITERATION_STAGES")
+    return ITERATION_STAGES[step](run, iteration)
 
 # %% ../nbs/13_loop.ipynb #51450ee1
 def sft_baseline(run:Run, # the run
@@ -278,8 +301,7 @@ def sft_baseline(run:Run, # the run
 def _curve_rows(run:Run, fraction:float)->tuple:
     "(a seeded `fraction` of iteration 1's training rows in file order, how many it had): smaller shares nest."
     import random
-    from reasonforge.harvest import read_training_set
-    rows = read_training_set(run.folder/"iteration_1"/"harvest"/"train.jsonl")
+    rows = read_jsonl(run.folder/"iteration_1"/"harvest"/"train.jsonl")
     order = list(range(len(rows)))
     random.Random(run.config.harvest.seed).shuffle(order)
     return [rows[i] for i in sorted(order[:max(1, round(fraction * len(rows)))])], len(rows)
@@ -299,141 +321,8 @@ def learning_curve(run:Run, # a run whose iteration 1 has finished
             return stats
         run.stage(f"{prefix}/harvest", work, stage_inputs(run, f"{prefix}/harvest"))
         _train_stage(run, f"{prefix}/train")
-        evaluations.append(evaluate_model(run, prefix, run.folder/prefix/"train"/"merged", samples=False))
+        evaluations.append(evaluate_model(run, prefix, run.folder/prefix/"train"/"merged", with_samples=False))
     return evaluations
-
-# %% ../nbs/13_loop.ipynb #e6c106fc
-def iteration_summaries(run:Run, # the run
-                        iteration:int, # 1-based iteration
-                       )->dict:
-    ("What an iteration's finished stages reported: sample, verify, harvest, training, "
-     "evaluation (None when unfinished).")
-    def summary(step): return (stage_info(run.folder, f"iteration_{iteration}/{step}") or {}).get("summary")
-    return {"iteration": iteration, "sample": summary("sample"), "verify": summary("verify"),
-            "harvest": summary("harvest"),
-            "training": summary("train"), "evaluation": summary("evaluate")}
-
-# %% ../nbs/13_loop.ipynb #2ca1b8f4
-def run_summaries(run:Run, # the run
-                 )->dict:
-    "Evaluations per model, records per iteration and stage times of a run, from its finished stages."
-    evaluations = {}
-    for label, stage in (("baseline", "baseline/evaluate"), ("SFT", "sft/evaluate")):
-        if info := stage_info(run.folder, stage): evaluations[label] = info["summary"]
-    iterations = []
-    for iteration in range(1, run.config.iterations + 1):
-        record = iteration_summaries(run, iteration)
-        if not any(record[key] for key in ("sample", "verify", "harvest", "training", "evaluation")): continue
-        iterations.append(record)
-        if record["evaluation"]: evaluations[f"iteration {iteration}"] = record["evaluation"]
-    return {"evaluations": evaluations, "iterations": iterations, "stages": run.stages()}
-
-# %% ../nbs/13_loop.ipynb #34738ebd
-def write_iteration_result(run:Run, # the run
-                           iteration:int, # 1-based iteration whose stages are all finished
-                          )->dict:
-    ("Write `iteration_<i>/result.json`, the headline numbers the runner reads back: model, coverage, "
-     "training rows, dev accuracy, stage times.")
-    from reasonforge.report import decoding_label
-    record = iteration_summaries(run, iteration)
-    unfinished = [step for step, key in zip(ITERATION_STEPS, ("sample", "verify", "harvest", "training", "evaluation"))
-                  if record[key] is None]
-    if unfinished: raise ReasonForgeError(f"{run.folder}/iteration_{iteration}: stages {unfinished} are "
-                                          "not finished; no result.json yet")
-    harvest, metrics = record["harvest"], record["evaluation"]
-    result = {"iteration": iteration, "model": metrics["model"],
-              "coverage": {key: value for key, value in harvest["coverage"].items() if key.startswith("pass@")},
-              "training_rows": harvest["rows"], "injected": harvest["unsolved"],
-              "dev": {decoding_label(d, metrics[d]): metrics[d]["exec_accuracy"]
-                      for d in ("greedy", "self_consistency", "pass_at_k") if metrics.get(d)},
-              "wall_s": {s["stage"]: s["wall_s"] for s in run.stages()
-                         if s["stage"].startswith(f"iteration_{iteration}/")}}
-    atomic_write_json(run.folder/f"iteration_{iteration}"/"result.json", result)
-    return result
-
-# %% ../nbs/13_loop.ipynb #6ddcedbc
-def follow_runner():
-    "Under the runner, end this process and its children when the runner dies (a no-op otherwise)."
-    import threading
-    runner = os.environ.get(RUNNER_VARIABLE)
-    if not runner or getattr(follow_runner, "_watching", False): return
-    follow_runner._watching = True
-    def watch():
-        while os.getppid() == int(runner): time.sleep(1.0)
-        logger.error("the runner (pid %s) is gone: stopping this notebook and its children", runner)
-        with contextlib.suppress(OSError):
-            if os.getpgrp() == os.getpid(): os.killpg(os.getpgrp(), signal.SIGKILL)
-        os._exit(1)
-    threading.Thread(target=watch, name="follow-runner", daemon=True).start()
-
-# %% ../nbs/13_loop.ipynb #ff6baaca
-def log_to_file(path:str|Path, # log file (appended)
-               ):
-    "Send reasonforge's INFO log lines to a file as well (once per file)."
-    path = str(Path(path).resolve())
-    root = logging.getLogger("reasonforge")
-    root.setLevel(logging.INFO)
-    if not any(getattr(h, "baseFilename", None) == path for h in root.handlers):
-        handler = logging.FileHandler(path, encoding="utf-8")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(name)s %(levelname)s: %(message)s"))
-        root.addHandler(handler)
-
-# %% ../nbs/13_loop.ipynb #ba5b2a2e
-# provoked by jupyter_client's interrupt-then-shutdown
-KERNEL_SHUTDOWN_NOISE = (r"^KeyboardInterrupt caught in kernel\.?$",)
-
-def quiet_kernel_shutdown():
-    "In a report kernel: drop ipykernel's shutdown line (`KERNEL_SHUTDOWN_NOISE`) from its application log."
-    kernel_log = logging.getLogger("IPKernelApp")
-    if not any(isinstance(f, _DropMessages) for f in kernel_log.filters):
-        kernel_log.addFilter(_DropMessages(KERNEL_SHUTDOWN_NOISE))
-
-if os.environ.get(RUNNER_VARIABLE): quiet_kernel_shutdown()
-
-
-# %% ../nbs/13_loop.ipynb #08eda1dc
-_RUN_LOG_LINE = re.compile(r"^\S+ (\d\d:\d\d:\d\d),\d+ (\d+) (\S+) (\w+): (.*)$")
-
-# %% ../nbs/13_loop.ipynb #46be01e9
-def console_line(line:str, # a line of `run.log`
-                 own_pid:int, # the runner's pid: its lines are on the console already
-                )->str|None:
-    "The console form of another process's stage line, progress line or warning in `run.log`, else None."
-    found = _RUN_LOG_LINE.match(line.rstrip("\n"))
-    if not found: return None
-    clock, pid, name, level, message = found.groups()
-    if int(pid) == own_pid: return None
-    if (level in ("WARNING", "ERROR", "CRITICAL") or name == PROGRESS_LOGGER
-        or (name == "reasonforge.run_folder" and message.startswith("stage "))):
-        return f"{clock} {level} {name}: {message}"
-    return None
-
-# %% ../nbs/13_loop.ipynb #a180c60c
-@contextlib.contextmanager
-def echo_run_log(path:str|Path, # the run's `run.log`
-                 stream=None, # where to echo (default: sys.stderr)
-                 interval:float=1.0, # seconds between looks
-                ):
-    "While the block runs, echo the stage lines, progress lines and warnings of other processes that reach `path`."
-    path, stop = Path(path), threading.Event()
-    offset = path.stat().st_size if path.is_file() else 0
-    def follow():
-        nonlocal offset
-        while True:
-            stopping = stop.wait(interval)
-            with contextlib.suppress(OSError), path.open("rb") as log:
-                log.seek(offset)
-                data = log.read()
-                complete = data[:data.rfind(b"\n") + 1] # a line still being written waits for the next look
-                offset += len(complete)
-                for line in complete.decode("utf-8", "replace").splitlines():
-                    if (shown := console_line(line, os.getpid())) is not None:
-                        print(shown, file=stream or sys.stderr, flush=True)
-            if stopping: return
-    thread = threading.Thread(target=follow, name="echo-run-log", daemon=True)
-    thread.start()
-    try: yield
-    finally: stop.set(); thread.join()
 
 # %% ../nbs/13_loop.ipynb #ec5bcab8
 def _check_split(run:Run, split:str)->dict:

@@ -4,47 +4,28 @@
 
 # %% ../nbs/10b_predict.ipynb #06f5e327
 from __future__ import annotations
-import json, random, re, shutil, time
-from dataclasses import asdict, dataclass
+import functools, json, time
+from dataclasses import asdict
 from pathlib import Path
 
-from .core import ReasonForgeError, atomic_write_json, atomic_write_text, cache_dir, sha256_file, stable_hash
+from .core import ReasonForgeError, atomic_write_text
 from .data import SPLIT_FILES, find_spider_dir, load_spider
-from .models import DEFAULT_MODEL, DTYPES, heavy_lock, model_identity, resolve_model
-from .generate import Candidate, SamplingSettings
-from .train import merge_lora
+from .subsets import choose_questions
+from .models import DEFAULT_MODEL, DTYPES, merge_adapter, resolve_model
+from .generate import SamplingSettings
 from .evaluate import format_summary, write_report
-from .score import (CONSTRAINTS, ENGINES, NO_PREDICTION, SELECTIONS, Decoding, ModelScore, decodings,
-                               prediction_line,
-                               score_answers, score_model,
-                               start_engine)
+from .decoding import CONSTRAINTS, SELECTIONS, Decoding, prediction_line, sampling_settings
+from .score import ENGINES, ModelScore, score_model, start_engine
 
 # %% auto #0
-__all__ = ['MERGED_MARKER', 'QUESTION_FILTERS', 'choose_questions', 'prediction_report', 'answers_file', 'write_predictions',
-           'merge_adapter', 'predict', 'format_predict_summary', 'add_predict_command', 'QuestionList',
-           'questions_from_file']
+__all__ = ['prediction_report', 'answers_file', 'write_predictions', 'predict', 'format_predict_summary', 'add_predict_command']
 
-# %% ../nbs/10b_predict.ipynb #d6d4810a
-def _seeded_sample(questions:list, size:int, seed:int)->list:
-    "A seeded sample of `size` of the questions, kept in split order."
-    if size < 1: raise ReasonForgeError(f"size: {size} is less than 1")
-    if size > len(questions):
-        raise ReasonForgeError(f"size: {size} is more than the {len(questions)} questions of the split")
-    return [questions[i] for i in sorted(random.Random(seed).sample(range(len(questions)), size))]
-
-# %% ../nbs/10b_predict.ipynb #4f3396d8
-def choose_questions(questions:list, # a split's questions, in file order
-                     size:int|None=None, # a seeded sample of this many (None: all)
-                     seed:int=0, # seed of the sample
-                     indices:list|None=None, # explicit question indices instead (a run's `indices` subset)
-                    )->list:
-    ("Explicit `indices`, else a seeded sample of `size` questions in split order (all when `size` is None): "
-     "a run's subset rule.")
-    if indices is not None:
-        if wrong := [i for i in indices if not 0 <= i < len(questions)]:
-            raise ReasonForgeError(f"indices: {wrong[:5]} out of range (the split has {len(questions)} questions)")
-        return [questions[i] for i in sorted(set(indices))]
-    return list(questions) if size is None else _seeded_sample(questions, size, seed)
+# %% ../nbs/10b_predict.ipynb #c57a248b
+def _predict_questions(dataset, subset:int|None, seed:int, indices:list|None)->list:
+    "The questions `predict` scores (`choose_questions`), an error naming `--subset` when it picks none."
+    try: return choose_questions(dataset.questions, subset, seed, indices)
+    except ReasonForgeError as error:
+        raise ReasonForgeError(f"--subset {subset}: {error}" if indices is None else str(error)) from None
 
 # %% ../nbs/10b_predict.ipynb #04924bcd
 def _report_example(position:int, row)->dict:
@@ -138,37 +119,6 @@ def write_predictions(out_dir:str|Path, # folder for the files (created)
     write_report(out_dir/"report.json", report)
     return report
 
-# %% ../nbs/10b_predict.ipynb #2f787ae3
-MERGED_MARKER = "reasonforge-merged.json" # written last into a merged folder
-
-# %% ../nbs/10b_predict.ipynb #fa98e07a
-def _adapter_files(adapter_dir:Path)->dict:
-    "The SHA-256 of an adapter's weights and config by file name: what makes two merges the same."
-    return {p.name: sha256_file(p) for p in sorted(adapter_dir.iterdir())
-            if p.is_file() and (p.suffix in (".safetensors", ".bin") or p.name == "adapter_config.json")}
-
-# %% ../nbs/10b_predict.ipynb #9811c73e
-def merge_adapter(model_dir:str|Path, # the base model's Hugging Face folder
-                  adapter_dir:str|Path, # a PEFT LoRA adapter folder (adapter_config.json and weights)
-                 )->Path:
-    ("A full model folder with the adapter merged in (`reasonforge.train.merge_lora`), "
-     "made once per model and adapter content.")
-    model_dir, adapter_dir = Path(model_dir), Path(adapter_dir)
-    if not (adapter_dir/"adapter_config.json").is_file():
-        raise ReasonForgeError(f"--adapter {adapter_dir}: not a LoRA adapter folder (no adapter_config.json)")
-    content = _adapter_files(adapter_dir)
-    target = cache_dir("merged")/stable_hash([model_identity(model_dir), content])
-    if (target/MERGED_MARKER).is_file(): return target
-    with heavy_lock("merging a LoRA adapter"):
-        if (target/MERGED_MARKER).is_file(): return target # merged by another process while we waited
-        partial = target.with_name(target.name + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        merge_lora(model_dir, adapter_dir, partial)
-        atomic_write_json(partial/MERGED_MARKER, {"model": model_identity(model_dir), "adapter_files_sha256": content})
-        shutil.rmtree(target, ignore_errors=True)
-        partial.rename(target)
-    return target
-
 # %% ../nbs/10b_predict.ipynb #a4395d09
 def _check_predict_arguments(split:str, k:int, temperature:float, engine:str, max_tokens:int, out_dir:Path, adapter):
     "One error naming the first bad argument of `predict`, before anything heavy starts."
@@ -183,17 +133,26 @@ def _check_predict_arguments(split:str, k:int, temperature:float, engine:str, ma
     if adapter is not None and not (Path(adapter)/"adapter_config.json").is_file():
         raise ReasonForgeError(f"--adapter {adapter}: not a LoRA adapter folder (no adapter_config.json)")
 
-# %% ../nbs/10b_predict.ipynb #c57a248b
-def _predict_questions(dataset, subset:int|None, seed:int, indices:list|None)->list:
-    "The questions `predict` scores (`choose_questions`), an error naming `--subset` when it picks none."
-    try: return choose_questions(dataset.questions, subset, seed, indices)
-    except ReasonForgeError as error:
-        raise ReasonForgeError(f"--subset {subset}: {error}" if indices is None else str(error)) from None
+# %% ../nbs/10b_predict.ipynb #bfeceee6
+def _predict_settings(score:ModelScore, given:dict, model_dir:Path, questions:list, seconds:float)->dict:
+    "How `predict` obtained its answers, as `report.json` records them (its `settings`)."
+    engine_stats = score.engine_stats
+    return {"metric": "execution accuracy (test-suite-sql-eval semantics)", "model": str(given["model"]),
+            "model_dir": str(model_dir), "adapter": str(given["adapter"]) if given["adapter"] is not None else None,
+            "split": given["split"], "subset": given["subset"], "seed": given["seed"],
+            "questions": [q.index for q in questions], "k": given["k"], "temperature": given["temperature"],
+            "sampling_seed": given["sampling_seed"], "max_tokens": given["max_tokens"],
+            "prompt_budget": given["prompt_budget"], "backend": given["engine"], "engine": engine_stats,
+            "decoding": score.metrics["decoding"], "sampling_seconds": seconds,
+            "keep_distinct": given["keep_distinct"], "timeout_s": given["timeout"],
+            "resumed_prompts": sum(engine_stats[d].get("prompts", 0) - engine_stats[d].get("sampled_prompts", 0)
+                                   for d in ("greedy", "samples") if d in engine_stats)}
 
 # %% ../nbs/10b_predict.ipynb #454565a5
 def predict(model:str=DEFAULT_MODEL, # model source for `resolve_model`
             out_dir:str|Path="predictions", # folder for the files and the candidate cache
             split:str="dev", # Spider split
+            *,
             spider_dir:str|Path|None=None, # Spider folder or zip (None: `find_spider_dir()`)
             subset:int|None=None, # a seeded sample of this many questions (None: the whole split)
             seed:int=0, # seed of the subset
@@ -202,7 +161,7 @@ def predict(model:str=DEFAULT_MODEL, # model source for `resolve_model`
             sampling_seed:int=0, # sampling seed of the samples
             max_tokens:int=256, # most tokens per answer
             adapter:str|Path|None=None, # a LoRA adapter folder merged onto the model first
-            backend:str="vllm", # the engine: one of `reasonforge.score.ENGINES`
+            engine:str="vllm", # the inference engine: one of `reasonforge.score.ENGINES`
             keep_distinct:bool=False, # keep DISTINCT when comparing
             timeout:float=5.0, # seconds a query may run
             progress:bool=False, # print a line per finished group of prompts
@@ -212,31 +171,19 @@ def predict(model:str=DEFAULT_MODEL, # model source for `resolve_model`
             decoding:Decoding=Decoding(), # grammar, choice among candidates (EG@n) and repair
            )->dict:
     "Score a model on a split with `reasonforge.score.score_model` and write the official prediction files: the report."
-    out_dir = Path(out_dir)
-    _check_predict_arguments(split, k, temperature, backend, max_tokens, out_dir, adapter)
+    arguments, out_dir = dict(locals()), Path(out_dir)
+    _check_predict_arguments(split, k, temperature, engine, max_tokens, out_dir, adapter)
     dataset = load_spider(spider_dir or find_spider_dir(), split, check_schemas=False)
     questions = _predict_questions(dataset, subset, seed, indices)
     model_dir = resolve_model(model)
     if adapter is not None: model_dir = merge_adapter(model_dir, adapter)
     started = time.time()
-    def engine(): return start_engine(model_dir, backend, out_dir/"cache", progress, **(engine_options or {}))
-    score = score_model(engine, dataset, questions,
-                        *decodings(SamplingSettings(max_tokens=max_tokens), k=k, temperature=temperature,
-                        seed=sampling_seed), prompt_budget=prompt_budget, decoding=decoding,
-                        keep_distinct=keep_distinct, timeout=timeout)
-    stats = score.engine
-    settings = {"metric": "execution accuracy (test-suite-sql-eval semantics)", "model": str(model),
-                "model_dir": str(model_dir),
-                "adapter": str(adapter) if adapter is not None else None, "split": split,
-                "subset": subset, "seed": seed,
-                "questions": [q.index for q in questions], "k": k, "temperature": temperature,
-                "sampling_seed": sampling_seed,
-                "max_tokens": max_tokens, "prompt_budget": prompt_budget, "backend": backend, "engine": stats,
-                "decoding": score.metrics["decoding"],
-                "sampling_seconds": round(time.time() - started, 2), "keep_distinct": keep_distinct,
-                "timeout_s": timeout,
-                "resumed_prompts": sum(stats[d].get("prompts", 0) - stats[d].get("sampled_prompts", 0)
-                                   for d in ("greedy", "samples") if d in stats)}
+    start_backend = functools.partial(start_engine, model_dir, engine, out_dir/"cache", progress, **(engine_options or {}))
+    score = score_model(start_backend, dataset, questions,
+                        *sampling_settings(SamplingSettings(max_tokens=max_tokens), k=k, temperature=temperature,
+                                           seed=sampling_seed),
+                        prompt_budget=prompt_budget, decoding=decoding, keep_distinct=keep_distinct, timeout=timeout)
+    settings = _predict_settings(score, arguments, model_dir, questions, round(time.time() - started, 2))
     return write_predictions(out_dir, score, settings)
 
 # %% ../nbs/10b_predict.ipynb #0b7a9be6
@@ -257,10 +204,10 @@ def _decoding_of(args)->Decoding:
 
 # %% ../nbs/10b_predict.ipynb #b37837cb
 def _predict_command(args)->int:
-    report = predict(args.model, args.out, args.split, args.spider_dir, args.subset, args.seed,
-                     args.k, args.temperature,
-                     args.sampling_seed, args.max_tokens, args.adapter, args.backend, args.keep_distinct,
-                     args.timeout, progress=True,
+    report = predict(args.model, args.out, args.split, spider_dir=args.spider_dir, subset=args.subset, seed=args.seed,
+                     k=args.k, temperature=args.temperature, sampling_seed=args.sampling_seed,
+                     max_tokens=args.max_tokens, adapter=args.adapter, engine=args.engine,
+                     keep_distinct=args.keep_distinct, timeout=args.timeout, progress=True,
                      prompt_budget=args.prompt_budget, engine_options={"dtype": args.dtype},
                      decoding=_decoding_of(args))
     print(format_predict_summary(report))
@@ -307,7 +254,8 @@ def add_predict_command(subparsers, # from `argparse.ArgumentParser.add_subparse
     command.add_argument("--seed", type=int, default=0,
                          help="seed of the subset (default 0; a run's dev_subset.seed picks the same)")
     _add_decoding_arguments(command)
-    command.add_argument("--backend", default="vllm", help="vllm (default) or transformers")
+    command.add_argument("--engine", "--backend", dest="engine", default="vllm",
+                         help="the inference engine: vllm (default) or transformers")
     command.add_argument("--dtype", default="auto", choices=DTYPES, help="compute type (default auto: bfloat16 where "
                          "the CPU has AVX512-BF16 or on a GPU, else float32)")
     command.add_argument("--keep-distinct", action="store_true", help="keep DISTINCT (the official default removes it)")
@@ -316,104 +264,3 @@ def add_predict_command(subparsers, # from `argparse.ArgumentParser.add_subparse
                                                       "report.json and the cache")
     command.set_defaults(handler=_predict_command)
     return command
-
-# %% ../nbs/10b_predict.ipynb #42c37472
-QUESTION_FILTERS = ("all", "wrong", "unsolved") # which questions of a file train
-
-# %% ../nbs/10b_predict.ipynb #d6ae8307
-@dataclass
-class QuestionList:
-    "Question indices read from a file, and where they came from."
-    path:str # the file
-    kind:str # 'report', 'verdicts', 'training set' or 'indices'
-    only:str # the filter applied: all, wrong or unsolved
-    split:str # 'train', or 'dev' when dev questions were allowed explicitly
-    indices:list # question indices in that split, sorted
-
-# %% ../nbs/10b_predict.ipynb #a54f4ee6
-def _parse_question_file(path:Path):
-    "A questions file's content: its integers (one per line), else its JSON value, else its JSON lines."
-    try: text = path.read_text(encoding="utf-8")
-    except OSError as error: raise ReasonForgeError(f"cannot read questions file {path}: {error.strerror}") from None
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    if lines and all(re.fullmatch(r"\d+", line) for line in lines): return [int(line) for line in lines]
-    try: return json.loads(text)
-    except ValueError:
-        try: return [json.loads(line) for line in lines]
-        except ValueError: raise ReasonForgeError(f"{path}: neither a report.json, a JSON-lines file of a run, "
-                                                  "nor a list of question indices") from None
-
-# %% ../nbs/10b_predict.ipynb #04b970a5
-def _read_question_file(path:Path)->tuple[str, list]:
-    "(kind, [(index, db_id or None, scored, wrong, samples correct or None)]) of a questions file."
-    data = _parse_question_file(path)
-    if isinstance(data, list) and data and all(isinstance(i, int) and not isinstance(i, bool) for i in data):
-        return "indices", [(i, None, True, None, None) for i in data]
-    if isinstance(data, dict) and isinstance(data.get("examples"), list):
-        if not all(isinstance(e, dict) and "db_id" in e for e in data["examples"]):
-            raise ReasonForgeError(f"{path}: examples without db_id: not a report.json")
-        return "report", [(e.get("question_index", e.get("index")), e["db_id"], not e.get("excluded"),
-                           e.get("exec_match") is False,
-                           e.get("samples_correct")) for e in data["examples"]]
-    if isinstance(data, list) and data and all(isinstance(r, dict) and "verdicts" in r for r in data):
-        return "verdicts", [(r["index"], r.get("db_id"), True, None,
-                             sum(bool(v.get("exec_match")) for v in r["verdicts"])) for r in data]
-    if isinstance(data, list) and data and all(isinstance(r, dict) and "question_index" in r and "source" in r
-                                               for r in data):
-        gold = {r["question_index"] for r in data if r["source"] == "gold"}
-        return "training set", [(i, db_id, True, None, 0 if i in gold else 1)
-                                for i, db_id in sorted({(r["question_index"], r.get("db_id")) for r in data})]
-    raise ReasonForgeError(f"{path}: neither a report.json, a run's verdicts.jsonl or train.jsonl, "
-                           "nor a list of question indices")
-
-# %% ../nbs/10b_predict.ipynb #59a928e0
-def _on_dev(path:Path, entries:list, dev_databases:set, allowed:bool)->bool:
-    "Whether a file names Spider dev questions: refused unless `allowed`, and never mixed with train questions."
-    on_dev = sorted({db_id for _, db_id, *_ in entries if db_id in dev_databases})
-    if on_dev and not allowed:
-        dev_questions, shown = sum(db_id in dev_databases for _, db_id, *_ in entries), ", ".join(on_dev[:5])
-        raise ReasonForgeError(f"{path}: {dev_questions} of its questions are Spider dev questions (databases "
-                               f"{shown}{', ...' if len(on_dev) > 5 else ''}): training on them leaks the test set. "
-                               "Use a train-split file (e.g. from `reasonforge predict --split train`), "
-                               "or set train_on_dev_questions: true")
-    if on_dev and any(db_id is not None and db_id not in dev_databases for _, db_id, *_ in entries):
-        raise ReasonForgeError(f"{path} mixes dev and train questions: one split per file")
-    return bool(on_dev)
-
-# %% ../nbs/10b_predict.ipynb #51eb232a
-def _chosen_indices(path:Path, entries:list, split, only:str)->list:
-    "The sorted indices of a file's entries that `only` keeps, each checked against its split."
-    chosen = set()
-    for position, (index, db_id, scored, wrong, correct) in enumerate(entries):
-        if not isinstance(index, int) or not 0 <= index < len(split.questions):
-            raise ReasonForgeError(f"{path} entry {position}: question index {index!r} is not in the "
-                                   f"{split.split} split ({len(split.questions)} questions)")
-        if db_id is not None and split[index].db_id != db_id:
-            raise ReasonForgeError(f"{path} entry {position}: {split.split} question {index} is on "
-                                   f"{split[index].db_id}, not {db_id}: was the file made on another question list "
-                                   "(e.g. evaluate --gold)? Use a predict report")
-        if scored and (only == "all" or (only == "wrong" and wrong) or (only == "unsolved" and correct == 0)):
-            chosen.add(index)
-    if not chosen: raise ReasonForgeError(f"{path}: no questions left with only: {only}")
-    return sorted(chosen)
-
-# %% ../nbs/10b_predict.ipynb #eb0901bd
-def questions_from_file(path:str|Path, # report.json, verdicts.jsonl, a harvest train.jsonl, or a list of indices
-                        only:str="all", # all, wrong (report.json) or unsolved (0 of k samples right)
-                        spider_dir:str|Path|None=None, # Spider folder or zip (None: `find_spider_dir()`)
-                        train_on_dev_questions:bool=False, # allow dev questions (trains on the test set)
-                       )->QuestionList:
-    "The training questions a file names, refusing Spider dev questions unless explicitly allowed."
-    path = Path(path)
-    if only not in QUESTION_FILTERS:
-        raise ReasonForgeError(f"only: {only!r} is not one of {', '.join(QUESTION_FILTERS)}")
-    kind, entries = _read_question_file(path)
-    if only == "wrong" and kind != "report":
-        raise ReasonForgeError(f"{path} is a {kind} file: only: wrong needs a report.json (use unsolved or all)")
-    if only == "unsolved" and any(scored and correct is None for _, _, scored, _, correct in entries):
-        raise ReasonForgeError(f"{path} has no per-question samples (a `reasonforge predict --k 2` or more "
-                               "report has): use only: wrong or all")
-    spider = spider_dir or find_spider_dir()
-    dev, train = load_spider(spider, "dev", check_schemas=False), load_spider(spider, "train", check_schemas=False)
-    split = dev if _on_dev(path, entries, {q.db_id for q in dev.questions}, train_on_dev_questions) else train
-    return QuestionList(str(path), kind, only, split.split, _chosen_indices(path, entries, split, only))

@@ -8,22 +8,22 @@ import contextlib, gzip, hashlib, json, subprocess, time
 from pathlib import Path
 
 import reasonforge
-from .core import atomic_write_bytes, atomic_write_json, sha256_file
+from .core import ReasonForgeError, atomic_write_bytes, atomic_write_json, read_jsonl, sha256_file
 from .data import SPLIT_FILES
 from .harvest import pass_at_k
 from .train import library_versions
 from .evaluate import DevPrediction
-from .stats import Accuracy, Comparison, accuracy_of, paired_bootstrap, stage_comparisons
+from .stats import Comparison, accuracy_of, paired_bootstrap, stage_comparisons
 from .config import config_to_dict
-from .run_folder import ITERATION_STEPS, Run, curve_stage, read_jsonl, stage_info
+from .run_folder import ITERATION_STEPS, Run, curve_stage, stage_info
 
 # %% auto #0
 __all__ = ['DEV_METRICS', 'PROVENANCE_PACKAGES', 'RESULTS_SCHEMA_VERSION', 'RESULTS_FILE', 'VERDICTS_FILE', 'METRIC_LABELS',
-           'stage_predictions', 'dev_values', 'accuracy_entry', 'stage_block', 'code_commit', 'data_fingerprint',
-           'model_fingerprint', 'prompt_fingerprint', 'machine_description', 'run_provenance', 'stage_order',
-           'learning_curve_points', 'results_document', 'write_results', 'verdict_lines', 'write_verdicts',
-           'verdict_values', 'answers_label', 'in_run_order', 'interval_table', 'comparison_sentences',
-           'markdown_table']
+           'stage_predictions', 'dev_values', 'iteration_summaries', 'run_summaries', 'write_iteration_result',
+           'accuracy_entry', 'stage_block', 'code_commit', 'data_fingerprint', 'model_fingerprint',
+           'prompt_fingerprint', 'machine_description', 'run_provenance', 'stage_order', 'learning_curve_points',
+           'results_document', 'write_results', 'verdict_lines', 'write_verdicts', 'verdict_values', 'answers_label',
+           'in_run_order', 'interval_table', 'comparison_sentences', 'markdown_table']
 
 # %% ../nbs/13c_results.ipynb #882f1f38
 DEV_METRICS = ("greedy", "greedy_lenient", "self_consistency", "pass_at_k")
@@ -45,6 +45,55 @@ def dev_values(rows:list[DevPrediction], # a stage's dev predictions
               "pass_at_k": column("sample_matches",
                                   lambda row, m: pass_at_k(len(m), sum(map(bool, m)), len(m)) if m else None)}
     return {metric: v for metric, v in values.items() if v is not None and any(x is not None for x in v)}
+
+# %% ../nbs/13c_results.ipynb #e6c106fc
+def iteration_summaries(run:Run, # the run
+                        iteration:int, # 1-based iteration
+                       )->dict:
+    ("What an iteration's finished stages reported: sample, verify, harvest, training, "
+     "evaluation (None when unfinished).")
+    def summary(step): return (stage_info(run.folder, f"iteration_{iteration}/{step}") or {}).get("summary")
+    return {"iteration": iteration, "sample": summary("sample"), "verify": summary("verify"),
+            "harvest": summary("harvest"),
+            "training": summary("train"), "evaluation": summary("evaluate")}
+
+# %% ../nbs/13c_results.ipynb #2ca1b8f4
+def run_summaries(run:Run, # the run
+                 )->dict:
+    "Evaluations per model, records per iteration and stage times of a run, from its finished stages."
+    evaluations = {}
+    for label, stage in (("baseline", "baseline/evaluate"), ("SFT", "sft/evaluate")):
+        if info := stage_info(run.folder, stage): evaluations[label] = info["summary"]
+    iterations = []
+    for iteration in range(1, run.config.iterations + 1):
+        record = iteration_summaries(run, iteration)
+        if not any(record[key] for key in ("sample", "verify", "harvest", "training", "evaluation")): continue
+        iterations.append(record)
+        if record["evaluation"]: evaluations[f"iteration {iteration}"] = record["evaluation"]
+    return {"evaluations": evaluations, "iterations": iterations, "stages": run.stages()}
+
+# %% ../nbs/13c_results.ipynb #34738ebd
+def write_iteration_result(run:Run, # the run
+                           iteration:int, # 1-based iteration whose stages are all finished
+                          )->dict:
+    ("Write `iteration_<i>/result.json`, the headline numbers the runner reads back: model, coverage, "
+     "training rows, dev accuracy, stage times.")
+    from reasonforge.report import decoding_label
+    record = iteration_summaries(run, iteration)
+    unfinished = [step for step, key in zip(ITERATION_STEPS, ("sample", "verify", "harvest", "training", "evaluation"))
+                  if record[key] is None]
+    if unfinished: raise ReasonForgeError(f"{run.folder}/iteration_{iteration}: stages {unfinished} are "
+                                          "not finished; no result.json yet")
+    harvest, metrics = record["harvest"], record["evaluation"]
+    result = {"iteration": iteration, "model": metrics["model"],
+              "coverage": {key: value for key, value in harvest["coverage"].items() if key.startswith("pass@")},
+              "training_rows": harvest["rows"], "injected": harvest["unsolved"],
+              "dev": {decoding_label(d, metrics[d]): metrics[d]["exec_accuracy"]
+                      for d in ("greedy", "self_consistency", "pass_at_k") if metrics.get(d)},
+              "wall_s": {s["stage"]: s["wall_s"] for s in run.stages()
+                         if s["stage"].startswith(f"iteration_{iteration}/")}}
+    atomic_write_json(run.folder/f"iteration_{iteration}"/"result.json", result)
+    return result
 
 # %% ../nbs/13c_results.ipynb #5ff51566
 def accuracy_entry(values:list, # one value per question (None: not scored)
@@ -258,8 +307,8 @@ METRIC_LABELS = {"greedy": "{answers}", "greedy_lenient": "{answers} (lenient)",
 
 def answers_label(document:dict, # a `results.json` document
                  )->str:
-    "What chose the run's dev answers, as reports name it (`reasonforge.score.Decoding.label`): greedy, EG@5, ..."
-    from reasonforge.score import Decoding
+    "What chose the run's dev answers, as reports name it (`reasonforge.decoding.Decoding.label`): greedy, EG@5, ..."
+    from reasonforge.decoding import Decoding
     config = document.get("config") or {}
     if not config.get("decoding"): return "greedy"
     fields = {key: config["decoding"][key] for key in ("constrain", "select", "repair", "samples")

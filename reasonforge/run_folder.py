@@ -4,7 +4,7 @@
 
 # %% ../nbs/13b_run_folder.ipynb #85b22891
 from __future__ import annotations
-import contextlib, fcntl, hashlib, json, logging, os, shutil, sys, time
+import contextlib, fcntl, hashlib, json, logging, os, shutil, sys, tempfile, time
 from pathlib import Path
 
 import yaml
@@ -12,8 +12,8 @@ from fastcore.basics import patch
 
 from .core import (ReasonForgeError, atomic_write_json, atomic_write_text, console_kept, fault_point,
                               sha256_file)
-from .predict import choose_questions
-from .config import (RunConfig, SubsetConfig, config_differences, config_from_dict,
+from .subsets import choose_questions
+from .config import (RunConfig, config_differences, config_from_dict,
                                 config_to_dict, read_config)
 
 logger = logging.getLogger(__name__)
@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 __all__ = ['logger', 'CONFIG_SNAPSHOT', 'RESOLVED_CONFIG', 'STAGE_FILE', 'LOCK_FILE', 'ITERATION_STEPS', 'LOCK_VARIABLE',
            'CURVE_STEPS', 'TRAIN_QUESTIONS', 'DEV_TRAINED', 'DEV_CONTAMINATED', 'FIXTURE_RUN', 'curve_stage',
            'run_lock', 'output_to', 'stage_info', 'input_records', 'stage_is_current', 'redo_damaged_stages',
-           'run_stage', 'select_questions', 'Run', 'write_jsonl', 'read_jsonl', 'notebook_template', 'demo_run_dir']
+           'run_stage', 'Run', 'notebook_template', 'demo_run_dir']
 
 # %% ../nbs/13b_run_folder.ipynb #b852ab6e
 CONFIG_SNAPSHOT, RESOLVED_CONFIG, STAGE_FILE, LOCK_FILE = "config.yaml", "config.json", "stage.json", ".lock"
@@ -290,16 +290,6 @@ def _started_config(folder:Path)->dict|None:
     logger.warning("%s is damaged (%s): using the snapshot %s instead", resolved, problem, snapshot)
     return values
 
-# %% ../nbs/13b_run_folder.ipynb #07b646de
-def select_questions(questions:list, # a split's questions, in file order
-                     subset:SubsetConfig, # which of them
-                     where:str, # config key, for error messages
-                    )->list:
-    ("The questions a subset config picks (`reasonforge.predict.choose_questions`: `predict` picks the same), "
-     "errors naming `where`.")
-    try: return choose_questions(questions, subset.size, subset.seed, subset.indices)
-    except ReasonForgeError as error: raise ReasonForgeError(f"{where}.{error}") from None
-
 # %% ../nbs/13b_run_folder.ipynb #86df3724
 class Run:
     "A run folder and its config: where every stage reads and writes."
@@ -376,7 +366,8 @@ def questions(self:Run, split:str, # "train" or "dev"
         questions = self.dataset(source["split"]).questions
         return [questions[i] for i in source["indices"]]
     subset = self.config.train_subset if split == "train" else self.config.dev_subset
-    return select_questions(self.dataset(split).questions, subset, f"{split}_subset")
+    try: return choose_questions(self.dataset(split).questions, subset.size, subset.seed, subset.indices)
+    except ReasonForgeError as error: raise ReasonForgeError(f"{split}_subset.{error}") from None
 
 # %% ../nbs/13b_run_folder.ipynb #1c761dd9
 @patch
@@ -419,12 +410,12 @@ TRAIN_QUESTIONS = "train_questions.json"
 def _question_source(config:RunConfig)->dict:
     ("Where the training questions of `train_subset.from_file` come from: the file, its checksum, the filter, "
      "the split and the indices.")
-    from reasonforge.predict import questions_from_file
+    from reasonforge.question_files import questions_from_file
     subset = config.train_subset
     chosen = questions_from_file(subset.from_file, subset.only, config.spider_dir, config.train_on_dev_questions)
     return {"from_file": str(Path(subset.from_file).resolve()), "sha256": sha256_file(subset.from_file),
-            "kind": chosen.kind,
-            "only": chosen.only, "split": chosen.split, "questions": len(chosen.indices), "indices": chosen.indices}
+            "kind": chosen.kind, "only": chosen.only, "split": chosen.split, "questions": len(chosen.indices),
+            "indices": chosen.indices}
 
 # %% ../nbs/13b_run_folder.ipynb #3a8d44a4
 @patch
@@ -486,29 +477,6 @@ def dev_label(self:Run, label:str, # a dev figure's label, e.g. "iteration 1" or
     "The label, marked contaminated when the run trained on dev questions."
     return f"{label}{DEV_CONTAMINATED}" if self.trained_on_dev() else label
 
-# %% ../nbs/13b_run_folder.ipynb #5a91ce0c
-def write_jsonl(path:str|Path, # file to write (atomically)
-                rows:list, # JSON-able rows
-               )->Path:
-    "Write rows as JSON lines, atomically."
-    return atomic_write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
-
-# %% ../nbs/13b_run_folder.ipynb #919f6d1d
-def read_jsonl(path:str|Path, # a JSON-lines file
-              )->list:
-    "The rows of a JSON-lines file."
-    path = Path(path)
-    if not path.is_file(): raise ReasonForgeError(f"{path} does not exist: has the stage that writes it run?")
-    rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
-        if not line.strip(): continue
-        try: rows.append(json.loads(line))
-        except ValueError as error:
-            raise ReasonForgeError(f"{path} line {number}: not valid JSON ({error.msg}); the file is torn or damaged: "
-                                   f"run the same `reasonforge run` command again: it checks every finished stage "
-                                   f"and redoes the one that wrote it") from None
-    return rows
-
 # %% ../nbs/13b_run_folder.ipynb #f6562079
 def notebook_template(name:str, # "iteration" or "summary"
                      )->Path:
@@ -525,7 +493,6 @@ def notebook_template(name:str, # "iteration" or "summary"
 FIXTURE_RUN = "fixtures/tiny-run"
 def demo_run_dir()->Path:
     "A fresh temporary copy of the bundled finished tiny run (`nbs/fixtures/tiny-run`)."
-    import tempfile
     source = notebook_template("iteration").parent/FIXTURE_RUN
     if not (source/RESOLVED_CONFIG).is_file(): raise ReasonForgeError(f"the bundled demo run {source} is missing")
     target = Path(tempfile.mkdtemp(prefix="reasonforge-demo-"))/source.name

@@ -4,123 +4,17 @@
 
 # %% ../nbs/10a_score.ipynb #8a6bc4d2
 from __future__ import annotations
-import dataclasses, re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fastcore.basics import patch
-
 from .core import ReasonForgeError
 from .generate import Candidate, SamplingSettings
-from .prompt import chat_token_counter, fit_schema, repair_hint, repair_prompt_text
 from .execute import SQLExecutor, verify_groups
 from .evaluate import dev_predictions, greedy_summary, sample_summaries
+from .decoding import Decoded, Decoding, decode, prediction_line, prompt_questions, samples_everywhere
 
 # %% auto #0
-__all__ = ['NO_PREDICTION', 'CONSTRAINTS', 'SELECTIONS', 'ENGINES', 'prediction_line', 'question_schemas', 'question_prompts',
-           'decodings', 'stratified_sample', 'Decoding', 'ModelScore', 'score_answers', 'repair_candidates',
-           'first_executable', 'question_grammars', 'score_model', 'start_engine']
-
-# %% ../nbs/10a_score.ipynb #d8248f2d
-# a file's line for a question without a query: it fails to run
-NO_PREDICTION = "SELECT * FROM reasonforge_no_prediction"
-
-# %% ../nbs/10a_score.ipynb #6ad9d5c0
-def prediction_line(sql:str|None, # a query as the model wrote it ('' or None: none)
-                   )->str:
-    "One line of an official prediction file: line breaks and tabs turned into spaces, or `NO_PREDICTION`."
-    return re.sub(r"\s*[\r\n\t]+\s*", " ", sql or "").strip() or NO_PREDICTION
-
-# %% ../nbs/10a_score.ipynb #35cb0fdb
-def question_schemas(backend, # a `reasonforge.generate` backend (its `tokenizer`)
-                     dataset, # the split's `SpiderDataset`
-                     questions:list, # the questions to prompt
-                     prompt_budget:int|None=None, # most prompt tokens (None: the full schema text)
-                    )->list[str]:
-    "Each question's schema text: the richest that fits `prompt_budget` (`reasonforge.prompt.fit_schema`)."
-    count = chat_token_counter(backend.tokenizer) if prompt_budget is not None else None
-    return [fit_schema(dataset, q, count, prompt_budget).text if count else dataset.schema_prompt(q.db_id)
-            for q in questions]
-
-# %% ../nbs/10a_score.ipynb #11542237
-def question_prompts(backend, # a `reasonforge.generate` backend (its `prompt` and `tokenizer`)
-                     dataset, # the split's `SpiderDataset`
-                     questions:list, # the questions to prompt
-                     prompt_budget:int|None=None, # most prompt tokens (None: the full schema text)
-                    )->list[str]:
-    "Each question's prompt text: the reference prompt with the richest schema text that fits `prompt_budget`."
-    schemas = question_schemas(backend, dataset, questions, prompt_budget)
-    return [backend.prompt(schema, q.question) for schema, q in zip(schemas, questions)]
-
-# %% ../nbs/10a_score.ipynb #b8855723
-def decodings(base:SamplingSettings=SamplingSettings(), # token budget and stop sequences shared by both decodings
-              greedy:bool=True, # decode greedily
-              k:int=0, # samples per question for self-consistency and pass@k (0 or 1: none)
-              temperature:float=0.7, # temperature of the samples
-              top_p:float=1.0, # nucleus mass of the samples
-              seed:int=0, # sampling seed of the samples
-             )->tuple:
-    "(greedy settings or None, sample settings or None) for scoring a model."
-    if k > 1 and temperature <= 0:
-        raise ReasonForgeError(f"temperature {temperature} with k = {k}: the samples need a temperature above 0")
-    first = dataclasses.replace(base, k=1, temperature=0.0, top_p=1.0) if greedy else None
-    return first, (dataclasses.replace(base, k=k, temperature=temperature, top_p=top_p, seed=seed) if k > 1 else None)
-
-# %% ../nbs/10a_score.ipynb #7da9b0c4
-def stratified_sample(questions:list, # the usable questions (`reasonforge.data.Question`), in order
-                      size:int, # how many to keep (all of them when there are no more)
-                      seed:int=0, # seed of the draw
-                     )->list:
-    "A seeded sample of `size` questions in which each hardness level keeps its share (largest remainders), in order."
-    import random
-    from reasonforge.hardness import gold_hardness
-    if size >= len(questions): return list(questions)
-    levels = {}
-    for q in questions: levels.setdefault(gold_hardness(q.gold_sql)[0], []).append(q)
-    shares = {level: size * len(group) / len(questions) for level, group in levels.items()}
-    counts = {level: int(share) for level, share in shares.items()}
-    for level in sorted(shares, key=lambda l: (counts[l] - shares[l], l))[:size - sum(counts.values())]:
-        counts[level] += 1
-    rng = random.Random(seed)
-    chosen = {q.index for level in sorted(levels) for q in rng.sample(levels[level], counts[level])}
-    return [q for q in questions if q.index in chosen]
-
-# %% ../nbs/10a_score.ipynb #4a6ec9b5
-CONSTRAINTS = ("none", "schema") # a grammar for every answer: none, or the database's (`reasonforge.grammar`)
-SELECTIONS = ("greedy", "first_executable") # the answer: greedy, or the most likely candidate that runs (EG@n)
-
-# %% ../nbs/10a_score.ipynb #5fa1c671
-@dataclass(frozen=True)
-class Decoding:
-    "How answers are decoded besides the sampling settings: a grammar, a choice among candidates, repair."
-    constrain:str="none" # 'schema': every answer follows its database's grammar
-    select:str="greedy" # 'first_executable': the most likely of greedy and the samples that runs (EG@n)
-    repair:int=0 # 1: an answer that fails to run is given back once with SQLite's error
-    samples:int=4 # EG without self-consistency samples: samples drawn where the greedy answer fails to run
-
-    def __post_init__(self):
-        if self.constrain not in CONSTRAINTS:
-            raise ReasonForgeError(f"constrain: {self.constrain!r} is not one of {', '.join(CONSTRAINTS)}")
-        if self.select not in SELECTIONS:
-            raise ReasonForgeError(f"select: {self.select!r} is not one of {', '.join(SELECTIONS)}")
-        if self.repair not in (0, 1): raise ReasonForgeError(f"repair: {self.repair!r} must be 0 or 1 (rounds)")
-        if self.samples < 1: raise ReasonForgeError(f"samples: {self.samples} must be at least 1")
-
-# %% ../nbs/10a_score.ipynb #0f65c8cd
-@patch
-def label(self:Decoding, k:int=0, # self-consistency samples per question (0: EG draws its own `samples`)
-         )->str:
-    "The answers' name in reports: greedy or EG@n, with +schema and +repair when they are on."
-    name = "greedy" if self.select == "greedy" else f"EG@{(k or self.samples) + 1}"
-    return name + ("+schema" if self.constrain == "schema" else "") + ("+repair" if self.repair else "")
-
-# %% ../nbs/10a_score.ipynb #2ee0a626
-@patch
-def as_dict(self:Decoding, k:int=0)->dict:
-    "The decoding as plain JSON values, with its label and the grammar's version when a grammar is on."
-    version = None
-    if self.constrain == "schema": from reasonforge.grammar import GRAMMAR_VERSION as version
-    return {**dataclasses.asdict(self), "label": self.label(k), "grammar_version": version}
+__all__ = ['ENGINES', 'ModelScore', 'score_answers', 'score_model', 'start_engine']
 
 # %% ../nbs/10a_score.ipynb #20431646
 @dataclass
@@ -131,7 +25,7 @@ class ModelScore:
     samples:dict # question index -> (its k sampled `Candidate`s, their `Verdict`s); empty without samples
     rows:list # one `reasonforge.evaluate.DevPrediction` per question, in order
     metrics:dict # questions, excluded, and the `greedy`, `self_consistency`, `pass_at_k` summaries and the pass@k curve
-    engine:dict = field(default_factory=dict) # the engine's statistics per decoding
+    engine_stats:dict = field(default_factory=dict) # the backend's statistics per pass, and the decoding's counts
 
 # %% ../nbs/10a_score.ipynb #a1603945
 def _judge(questions:list, answers:dict|None, executor:SQLExecutor, **options)->dict:
@@ -170,146 +64,42 @@ def score_answers(questions:list, # the questions (`reasonforge.data.Question`),
         metrics.update(sample_summaries([(q.gold_sql, q.db_id) for q in questions], verdicts, lenient))
     return ModelScore(questions, answers, sampled, rows, metrics)
 
-# %% ../nbs/10a_score.ipynb #2ffa67c6
-def _run_errors(executor:SQLExecutor, questions:list, candidates:dict)->dict:
-    "(question index, position) -> SQLite's error, for each candidate that fails to run (one without SQL excluded)."
-    items = [(q, j, c) for q in questions for j, c in enumerate(candidates.get(q.index, [])) if c.sql]
-    outcomes = executor.execute([(q.db_path, prediction_line(c.sql)) for q, _, c in items])
-    return {(q.index, j): o.error or o.error_kind for (q, j, _), o in zip(items, outcomes) if not o.ok}
-
-# %% ../nbs/10a_score.ipynb #5a8200fd
-def repair_candidates(backend, # a started `reasonforge.generate` backend
-                      executor:SQLExecutor, # a running executor
-                      questions:list, # the usable questions
-                      schemas:list, # each question's schema text, as its prompt had it
-                      candidates:dict, # question index -> its candidates
-                      settings:SamplingSettings, # the greedy settings repairs are decoded with
-                      grammars:list|None=None, # each question's grammar (None: free)
-                      tables:dict|None=None, # db_id -> `TableSchema`: the repair turn says where a missing name is
-                     )->tuple[dict, int]:
-    "(the candidates with each one that fails to run replaced by its repair, how many were repaired)."
-    errors = _run_errors(executor, questions, candidates)
-    if not errors: return candidates, 0
-    by_index = {q.index: (q, schema, grammar) for q, schema, grammar
-                in zip(questions, schemas, grammars or [None] * len(questions))}
-    failed = sorted(errors)
-    def hint(question, error): return repair_hint(error, tables[question.db_id]) if tables else ""
-    prompts = [repair_prompt_text(backend.tokenizer, by_index[i][1], by_index[i][0].question, candidates[i][j].sql,
-                                  errors[i, j], hint(by_index[i][0], errors[i, j])) for i, j in failed]
-    constraints = [by_index[i][2] for i, _ in failed]
-    answers = backend.generate(prompts, settings, constraints) if grammars else backend.generate(prompts, settings)
-    repaired = {index: list(found) for index, found in candidates.items()}
-    for (i, j), answer in zip(failed, answers):
-        repaired[i][j] = dataclasses.replace(answer[0], repair_of={"sql": candidates[i][j].sql, "error": errors[i, j]})
-    return repaired, len(failed)
-
-# %% ../nbs/10a_score.ipynb #36585bca
-def _by_likelihood(samples:list)->list:
-    "Samples from the most to the least likely; those without a log-probability last, in their order."
-    return sorted(samples, key=lambda c: (c.logprob is None, -(c.logprob or 0.0)))
-
-# %% ../nbs/10a_score.ipynb #9ce9ad63
-def first_executable(executor:SQLExecutor, # a running executor
-                     questions:list, # the usable questions
-                     answers:dict, # question index -> greedy `Candidate`
-                     samples:dict, # question index -> its k sampled `Candidate`s
-                    )->tuple[dict, int]:
-    "(question index -> the first of greedy and the samples by likelihood that runs, how many answers changed)."
-    ordered = {q.index: [answers[q.index], *_by_likelihood(samples[q.index])] for q in questions}
-    errors = _run_errors(executor, questions, ordered)
-    chosen = {i: next((c for j, c in enumerate(cands) if c.sql and (i, j) not in errors), cands[0])
-              for i, cands in ordered.items()}
-    return chosen, sum(chosen[i] is not answers[i] for i in chosen)
-
-# %% ../nbs/10a_score.ipynb #b98c248e
-def question_grammars(dataset, # the split's `SpiderDataset`
-                      questions:list, # the usable questions
-                      decoding:Decoding, # constrain: 'schema' gives each question its database's grammar
-                     )->list|None:
-    "Each question's grammar text (`reasonforge.grammar.database_grammar`), or None without a constraint."
-    if decoding.constrain == "none": return None
-    from reasonforge.grammar import database_grammar
-    return [database_grammar(dataset, q.db_id) for q in questions]
-
-# %% ../nbs/10a_score.ipynb #c98848f1
-def _eg_pool(backend, executor, usable, prompts, grammars, answers, settings, decoding, stats)->dict:
-    "EG's own samples: `decoding.samples` at temperature 0.7 for each question whose greedy answer fails to run."
-    errors = _run_errors(executor, usable, {i: [c] for i, c in answers.items()})
-    failing = [n for n, q in enumerate(usable) if (q.index, 0) in errors]
-    pool = {q.index: [] for q in usable}
-    if failing:
-        drawn = backend.generate([prompts[n] for n in failing],
-                                 dataclasses.replace(settings, k=decoding.samples, temperature=0.7, top_p=1.0, seed=0),
-                                 *([[grammars[n] for n in failing]] if grammars else []))
-        pool.update({usable[n].index: c for n, c in zip(failing, drawn)})
-        stats["eg_samples"] = dict(backend.stats)
-    return pool
-
-# %% ../nbs/10a_score.ipynb #5daabd76
-def _after_decoding(backend, usable, schemas, prompts, grammars, answers, sampled, settings, decoding, stats,
-                    scoring, tables, everywhere:bool=True)->tuple:
-    "(answers, samples) after `first_executable`, then `repair_candidates`, as `decoding` asks; counts into `stats`."
-    repair_settings = dataclasses.replace(settings, k=1, temperature=0.0, top_p=1.0)
-    limits = {key: scoring[key] for key in ("timeout", "max_rows", "workers") if key in scoring}
-    counts = stats.setdefault("decoding", {})
-    with SQLExecutor(**limits) as executor:
-        if decoding.select == "first_executable":
-            pool = ((everywhere and sampled)
-                    or _eg_pool(backend, executor, usable, prompts, grammars, answers, settings, decoding, stats))
-            counts["eg_sampled_questions"] = sum(bool(c) for c in pool.values())
-            answers, counts["answers_changed_by_choice"] = first_executable(executor, usable, answers, pool)
-        if decoding.repair and answers is not None:
-            answers, counts["repaired_answers"] = repair_candidates(
-                backend, executor, usable, schemas, {i: [c] for i, c in answers.items()}, repair_settings, grammars, tables)
-            answers = {i: c[0] for i, c in answers.items()}
-            if counts["repaired_answers"]: stats["repair_answers"] = dict(backend.stats)
-        if decoding.repair and sampled is not None:
-            sampled, counts["repaired_samples"] = repair_candidates(backend, executor, usable, schemas, sampled,
-                                                                   repair_settings, grammars, tables)
-            if counts["repaired_samples"]: stats["repair_samples"] = dict(backend.stats)
-    return answers, sampled
+# %% ../nbs/10a_score.ipynb #b8d4fc98
+def _engine_start_seconds(engine_stats:dict)->float|None:
+    "The backend's start time, from the first pass that started it (None: every pass came from the cache)."
+    return next((s["engine_start_seconds"] for s in engine_stats.values()
+                 if s.get("engine_start_seconds") is not None), None)
 
 # %% ../nbs/10a_score.ipynb #f165f13f
-def score_model(engine, # starts the sampling backend (a context manager); called only when there is work
+def score_model(start_backend, # starts the sampling backend (a context manager); called only when there is work
                 dataset, # the split's `SpiderDataset`
                 questions:list, # the questions, excluded ones included, in order
-                greedy:SamplingSettings|None, # greedy decoding (None: none), from `decodings`
-                samples:SamplingSettings|None=None, # sampled decoding for self-consistency and pass@k (None: none)
+                greedy:SamplingSettings|None, # greedy decoding (None: none), from `sampling_settings`
+                sampling:SamplingSettings|None=None, # the k samples for self-consistency and pass@k (None: none)
+                *,
                 prompt_budget:int|None=None, # most prompt tokens (None: the full schema text)
                 decoding:Decoding=Decoding(), # grammar, choice among candidates and repair
                 sample_questions:set|None=None, # question indices that get the k samples (None: every usable one)
                 **scoring, # `score_answers`' options (keep_distinct, lenient, timeout, max_rows, workers)
                )->ModelScore:
-    "Decode each usable question greedily and k times, then `score_answers`: the one way a model is scored on a split."
+    "Decode each usable question (`reasonforge.decoding.decode`), then `score_answers`: the one way a model is scored."
     if decoding.select == "first_executable" and not greedy:
         raise ReasonForgeError("select: first_executable chooses among the greedy answer and samples: "
                                "it needs greedy decoding")
     usable = [q for q in questions if not q.excluded]
-    answers, sampled, stats = None, None, {}
-    everywhere = sample_questions is None or all(q.index in sample_questions for q in usable) # else EG draws its own
-    if usable and (greedy or samples):
-        with engine() as backend:
-            schemas = question_schemas(backend, dataset, usable, prompt_budget)
-            prompts = [backend.prompt(schema, q.question) for schema, q in zip(schemas, usable)]
-            grammars = question_grammars(dataset, usable, decoding)
-            def decode(settings): return backend.generate(prompts, settings, *([grammars] if grammars else []))
-            if greedy:
-                answers = {q.index: c[0] for q, c in zip(usable, decode(greedy))}
-                stats["greedy"] = dict(backend.stats)
-            if samples:
-                drawn = [n for n, q in enumerate(usable) if everywhere or q.index in sample_questions]
-                sampled = {usable[n].index: c for n, c in zip(drawn, backend.generate(
-                    [prompts[n] for n in drawn], samples, *([[grammars[n] for n in drawn]] if grammars else [])))}
-                stats["samples"] = dict(backend.stats)
-            if decoding.repair or decoding.select != "greedy":
-                answers, sampled = _after_decoding(backend, usable, schemas, prompts, grammars, answers, sampled,
-                                                   greedy or samples, decoding, stats, scoring, dataset.tables,
-                                                   everywhere)
-        stats["engine_start_seconds"] = next((s["engine_start_seconds"] for s in stats.values()
-                                              # None: all from the cache
-                                              if s.get("engine_start_seconds") is not None), None)
-    score = score_answers(questions, answers if greedy else None, sampled if samples else None, **scoring)
-    score.engine, score.metrics["decoding"] = stats, decoding.as_dict(samples.k if samples and everywhere else 0)
+    decoded = Decoded()
+    if usable and (greedy or sampling):
+        limits = {key: scoring[key] for key in ("timeout", "max_rows", "workers") if key in scoring}
+        with start_backend() as backend:
+            prompted = prompt_questions(backend, dataset, usable, prompt_budget, decoding)
+            decoded = decode(backend, prompted, greedy, sampling, decoding, sample_questions=sample_questions,
+                             executor_limits=limits, tables=dataset.tables)
+        decoded.engine_stats["engine_start_seconds"] = _engine_start_seconds(decoded.engine_stats)
+    score = score_answers(questions, decoded.answers if greedy else None, decoded.samples if sampling else None,
+                          **scoring)
+    everywhere = samples_everywhere(usable, sample_questions)
+    score.engine_stats, score.metrics["decoding"] = decoded.engine_stats, decoding.as_dict(
+        sampling.k if sampling and everywhere else 0)
     if "greedy" in score.metrics: score.metrics["greedy"]["answers"] = score.metrics["decoding"]["label"]
     return score
 

@@ -10,7 +10,8 @@ from reasonforge import loop, run_folder
 from reasonforge.core import ReasonForgeError
 from reasonforge.generate import CandidateCache
 from reasonforge.config import RunConfig
-from reasonforge.run_folder import Run, STAGE_FILE, read_jsonl, run_stage, stage_info, write_jsonl
+from reasonforge.core import read_jsonl, write_jsonl
+from reasonforge.run_folder import Run, STAGE_FILE, run_stage, stage_info
 from reasonforge.loop import stage_inputs
 from tiny_run import make_fixture
 

@@ -6,8 +6,10 @@ import pytest
 
 from reasonforge.core import ReasonForgeError
 from reasonforge.data import (SpiderDataset, TableSchema, connect_read_only, downloaded_spider_dir, extract_spider_zip,
-                              find_spider_dir, load_spider, load_tables, read_gold_file, render_schema, sample_values,
-                              schema_mismatches, spider_root, verify_databases)
+                              find_spider_dir, load_spider, load_tables, render_schema, sample_values,
+                              schema_mismatches, spider_root)
+from reasonforge.download import verify_databases
+from reasonforge.evaluate import read_gold_file
 
 SPIDER = find_spider_dir()
 

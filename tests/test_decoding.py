@@ -13,7 +13,7 @@ from reasonforge.evaluate import DevPrediction
 from reasonforge.execute import SQLExecutor
 from reasonforge.generate import GREEDY, Candidate, GenerationBackend, SampledQuestion, SamplingSettings, prompt_key
 from reasonforge.harvest import HarvestQuestion, build_training_rows, harvest_question, HarvestSettings
-from reasonforge.score import Decoding, first_executable, repair_candidates
+from reasonforge.decoding import Decoding, PromptedQuestions, first_executable, repair_candidates
 from conftest import needs_engines
 
 SPIDER = find_spider_dir()
@@ -122,8 +122,8 @@ def test_repair_sends_sqlites_error_and_records_what_it_repaired(dev):
                                    Candidate.from_text(questions[0].gold_sql, 1, 1)],
               questions[1].index: [Candidate.from_text("", 1, 1)]}  # no SQL: nothing to repair
     with SQLExecutor(workers=1) as executor:
-        fixed, count = repair_candidates(backend, executor, questions, ["schema"] * 2, broken, GREEDY,
-                                         tables=dev.tables)
+        prompted = PromptedQuestions(questions, ["schema"] * 2, [q.question for q in questions])
+        fixed, count = repair_candidates(backend, executor, prompted, broken, GREEDY, tables=dev.tables)
     assert count == 1 and "no such column: Nmae" in backend.prompts[0]
     assert "No table of this database has a column named Nmae." in backend.prompts[0]  # the schema's hint
     assert fixed[questions[0].index][0].sql == questions[0].gold_sql

@@ -6,7 +6,8 @@ import pytest
 
 from reasonforge.cli import main
 from reasonforge.core import ReasonForgeError
-from reasonforge.data import downloaded_spider_dir, find_spider_dir, load_spider, verify_databases
+from reasonforge.data import downloaded_spider_dir, find_spider_dir, load_spider
+from reasonforge.download import verify_databases
 
 SPIDER = find_spider_dir()
 DEV_DBS, TRAIN_DBS = ["concert_singer", "pets_1"], ["department_management"]

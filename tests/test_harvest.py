@@ -6,7 +6,8 @@ import pytest
 
 from reasonforge.core import ReasonForgeError
 from reasonforge.harvest import (HarvestQuestion, HarvestSettings, build_training_rows, coverage, gold_sft_rows,
-                                 harvest_question, normalize_sql, pass_at_k, read_training_set, write_training_set)
+                                 harvest_question, normalize_sql, pass_at_k, write_training_set)
+from reasonforge.core import read_jsonl
 
 PROMPT = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]
 
@@ -123,12 +124,12 @@ def test_rows_are_shuffled_reproducibly_and_never_silently_truncated():
 def test_files_round_trip(tmp_path):
     rows, stats = build_training_rows([harvest_question(question(0, ["SELECT 1"], [True]))])
     path = write_training_set(rows, stats, tmp_path/"set.jsonl")
-    assert read_training_set(path) == rows
+    assert read_jsonl(path) == rows
     saved = json.loads((tmp_path/"set.stats.json").read_text())
     assert saved["rows"] == 1 and len(saved["sha256"]) == 64
-    with pytest.raises(ReasonForgeError, match="missing.jsonl"): read_training_set(tmp_path/"missing.jsonl")
+    with pytest.raises(ReasonForgeError, match="missing.jsonl"): read_jsonl(tmp_path/"missing.jsonl")
     (tmp_path/"broken.jsonl").write_text('{"messages": []}\nnot json\n')
-    with pytest.raises(ReasonForgeError, match="broken.jsonl:2"): read_training_set(tmp_path/"broken.jsonl")
+    with pytest.raises(ReasonForgeError, match="broken.jsonl line 2"): read_jsonl(tmp_path/"broken.jsonl")
 
 
 def test_gold_sft_rows():

@@ -5,9 +5,12 @@ from pathlib import Path
 import pytest
 
 from reasonforge.core import ReasonForgeError
-from reasonforge.data import find_spider_dir, load_spider, read_gold_file
+from reasonforge.data import find_spider_dir, load_spider
+from reasonforge.evaluate import read_gold_file
 from reasonforge.generate import Candidate
-from reasonforge.predict import NO_PREDICTION, choose_questions, predict, write_predictions
+from reasonforge.decoding import NO_PREDICTION
+from reasonforge.predict import predict, write_predictions
+from reasonforge.subsets import choose_questions
 from reasonforge.score import score_answers
 from conftest import needs_engines
 
@@ -54,11 +57,12 @@ def test_out_that_is_a_file_is_refused_and_kept(tmp_path):
     assert out.read_text() == "my notes\n"
 
 
-def test_subset_picks_what_a_runs_dev_subset_picks(dev):
-    from reasonforge.config import SubsetConfig
-    from reasonforge.run_folder import select_questions
+def test_subset_picks_what_a_runs_dev_subset_picks(dev, tmp_path):
+    from reasonforge.config import config_from_dict
+    from reasonforge.run_folder import Run
     for size, seed in [(3, 3), (45, 0), (200, 7)]:
-        assert choose_questions(dev.questions, size, seed) == select_questions(dev.questions, SubsetConfig(size=size, seed=seed), "dev_subset")
+        run = Run(tmp_path, config_from_dict({"model": "m", "name": "n", "dev_subset": {"size": size, "seed": seed}}))
+        assert choose_questions(dev.questions, size, seed) == run.questions("dev")
     assert choose_questions(dev.questions) == dev.questions
 
 
@@ -160,7 +164,7 @@ def test_adapter_is_merged_once_and_predicted(tmp_path, monkeypatch, dev):
     "--adapter on a tiny random model with the transformers backend: merged into the cache once, then sampled like any model."
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
-    from reasonforge.predict import MERGED_MARKER
+    from reasonforge.models import MERGED_MARKER
     from reasonforge.train import build_tiny_model
     monkeypatch.setenv("REASONFORGE_CACHE", str(tmp_path/"cache"))
     texts = [q.question for q in dev.questions[:50]] + [q.gold_sql for q in dev.questions[:50]]
@@ -168,7 +172,7 @@ def test_adapter_is_merged_once_and_predicted(tmp_path, monkeypatch, dev):
     lora = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny), LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
     lora.save_pretrained(tmp_path/"adapter")
     arguments = dict(model=tiny, out_dir=tmp_path/"out", spider_dir=SPIDER, subset=2, seed=0, k=2, max_tokens=8, adapter=tmp_path/"adapter",
-                     backend="transformers")
+                     engine="transformers")
     report = predict(**arguments)
     merged = Path(report["settings"]["model_dir"])
     assert merged.parent == tmp_path/"cache"/"merged" and (merged/MERGED_MARKER).is_file()
@@ -186,7 +190,7 @@ def test_predict_scores_a_runs_model_exactly_as_the_run_did(finished_tiny_run, t
     from test_faults import TINY_CONFIG
     run_dir = finished_tiny_run.run_dir
     sampling, evaluation = TINY_CONFIG["sampling"], TINY_CONFIG["evaluation"]
-    predict(run_dir/"iteration_1"/"train"/"merged", tmp_path/"out", "dev", SPIDER, indices=TINY_CONFIG["dev_subset"]["indices"],
+    predict(run_dir/"iteration_1"/"train"/"merged", tmp_path/"out", "dev", spider_dir=SPIDER, indices=TINY_CONFIG["dev_subset"]["indices"],
             k=evaluation["k"], temperature=evaluation["temperature"], max_tokens=sampling["max_tokens"],
             engine_options=TINY_CONFIG["engine"])
     ours = (tmp_path/"out"/"predictions.jsonl").read_text().splitlines()
@@ -200,7 +204,7 @@ def test_predict_scores_a_runs_model_exactly_as_the_run_did(finished_tiny_run, t
 
 # issue 15's first piece: training questions from a file, dev questions refused
 
-from reasonforge.predict import questions_from_file
+from reasonforge.question_files import questions_from_file
 
 
 @pytest.fixture(scope="module")
