@@ -14,7 +14,7 @@ from .core import ReasonForgeError
 from .harvest import HarvestSettings
 from .train import TrainSettings
 from .generate import SamplingSettings
-from .score import Decoding
+from .decoding import Decoding
 from .models import DTYPES
 
 # %% auto #0

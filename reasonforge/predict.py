@@ -82,7 +82,7 @@ def _candidate_row(score:ModelScore, question, row)->dict:
              "hardness": row.hardness} | _greedy_fields(score, question, row) | _sample_fields(score, question, row))
 
 # %% ../nbs/10b_predict.ipynb #bf48cf4c
-def answers_file(label:str, # the answers' label (`reasonforge.score.Decoding.label`)
+def answers_file(label:str, # the answers' label (`reasonforge.decoding.Decoding.label`)
                 )->str:
     "The answers' prediction file: `greedy.sql`, or `eg@n.sql` for execution-guided choice."
     return label.split("+")[0].lower() + ".sql"

@@ -167,7 +167,7 @@ def decoding_label(decoding:str, # one of `DECODINGS`
                   )->str:
     "Column label of a decoding: greedy (or what chose the answers, e.g. EG@5+schema), SC@k, pass@k."
     k = (summary or {}).get("k", "k")
-    answers = (summary or {}).get("answers", "greedy") # `reasonforge.score.Decoding.label`
+    answers = (summary or {}).get("answers", "greedy") # `reasonforge.decoding.Decoding.label`
     return {"greedy": answers, "self_consistency": f"SC@{k}", "pass_at_k": f"pass@{k}"}[decoding]
 
 # %% ../nbs/12_report.ipynb #278f9d6f
