@@ -10,7 +10,8 @@ from reasonforge.data import find_spider_dir, load_tables
 from reasonforge.evaluate import DevPrediction
 from reasonforge.errors import (ERROR_CATEGORIES, EXECUTION_ERROR_CATEGORIES, REFERENCE_CATEGORIES, TO_REFERENCE_CATEGORY,
                                 classify_examples, error_categories, error_examples, error_table, flips, plot_error_categories,
-                                reference_category, structural_diff, wrong_answer_table)
+                                reference_category, wrong_answer_table)
+from reasonforge.query_diff import structural_diff
 from reasonforge.sql_shape import query_shape
 
 SPIDER = find_spider_dir()

@@ -9,7 +9,8 @@ import pytest
 from reasonforge.data import find_spider_dir, load_spider
 from reasonforge.evaluate import DevPrediction
 from reasonforge.errors import (ERROR_CATEGORIES, REFERENCE_CATEGORIES, error_categories, classify_examples, error_table,
-                                reference_category, structural_diff)
+                                reference_category)
+from reasonforge.query_diff import structural_diff
 
 PREDICTIONS = Path(__file__).resolve().parents[1]/"nbs"/"fixtures"/"default-model"/"baseline-dev-predictions.jsonl"
 

@@ -1,8 +1,9 @@
 "Spider hardness: each counting quirk on hand-made queries and parses (fidelity on every Spider question is a lesson of 02_hardness)."
 import pytest
 
+from reasonforge.official_parser import official_parse
 from reasonforge.hardness import (UNKNOWN_HARDNESS, counts_from_parse, gold_hardness, hardness_counts, hardness_from_parse,
-                                  hardness_level, official_parse, query_hardness)
+                                  hardness_level, query_hardness)
 
 
 def counts(component1, component2, others): return {"component1": component1, "component2": component2, "others": others}
