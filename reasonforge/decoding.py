@@ -167,8 +167,9 @@ def repair_candidates(backend, # a started `reasonforge.generate` backend
         hint = repair_hint(error, tables[question.db_id]) if tables else ""
         return repair_prompt_text(backend.tokenizer, prompted.schemas[at[i]], question.question,
                                   candidates[i][j].sql, error, hint)
-    retry = PromptedQuestions([prompted.questions[at[i]] for i, _ in failed], None, [turn(i, j) for i, j in failed],
-                              None if prompted.grammars is None else [prompted.grammars[at[i]] for i, _ in failed])
+    def pick(values): return None if values is None else [values[at[i]] for i, _ in failed]
+    retry = PromptedQuestions(pick(prompted.questions), pick(prompted.schemas), [turn(i, j) for i, j in failed],
+                              pick(prompted.grammars)) # one entry per failed candidate, its repair turn as prompt
     repaired = {index: list(found) for index, found in candidates.items()}
     for (i, j), answer in zip(failed, generate_for(backend, retry, settings)):
         repaired[i][j] = dataclasses.replace(answer[0], repair_of={"sql": candidates[i][j].sql, "error": errors[i, j]})
