@@ -16,6 +16,7 @@ from .train import TrainSettings
 from .generate import SamplingSettings
 from .decoding import Decoding
 from .models import DTYPES
+from .question_files import QUESTION_FILTERS
 
 # %% auto #0
 __all__ = ['SubsetConfig', 'EvaluationConfig', 'ExecutionConfig', 'EngineConfig', 'NotebookConfig', 'RunConfig',
@@ -192,12 +193,14 @@ _VALUE_RULES = {
 }
 _NAME_CHARACTERS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 
+# %% ../nbs/13a_config.ipynb #6fc2adfc
 def _check_names(config:RunConfig):
     "The model is named and the run's name is a folder name."
     if not config.model.strip(): raise ReasonForgeError("model: required (e.g. pypi:qwen2.5-coder-0.5b-instruct)")
     if not config.name or not set(config.name) <= _NAME_CHARACTERS or config.name.startswith("."):
         raise ReasonForgeError(f"name: {config.name!r} must be a folder name of letters, digits, '.', '_' and '-'")
 
+# %% ../nbs/13a_config.ipynb #a3a1f415
 def _check_engine(config:RunConfig):
     "The engine's backend, the decoding it serves, the dtypes and the parallel layout agree."
     engine = config.engine
@@ -218,6 +221,7 @@ def _check_engine(config:RunConfig):
         raise ReasonForgeError(f"engine: {', '.join(parallel) or 'distributed_executor_backend'} needs backend: vllm "
                                f"(the transformers backend runs one model in this process)")
 
+# %% ../nbs/13a_config.ipynb #34e5914d
 def _check_training(config:RunConfig):
     "Harvested rows fit the trainer, the learning curve is a list of fractions, and every iteration starts at the base."
     if (config.prompt_budget is not None and config.prompt_budget + config.sampling.max_tokens
@@ -238,14 +242,15 @@ def _check_training(config:RunConfig):
     if config.start_model is not None and not config.start_model.strip():
         raise ReasonForgeError("start_model: empty (leave it out to start from model)")
 
+# %% ../nbs/13a_config.ipynb #71f23ec4
 def _check_subsets(config:RunConfig):
     "Only train questions come from a file, and the subsets' choices and indices are ones a run can take."
     subset = config.train_subset
     if config.dev_subset.from_file is not None or config.dev_subset.only != "all":
         raise ReasonForgeError("dev_subset.from_file: only train_subset takes its questions from a file "
                                "(dev is what a run is measured on)")
-    if subset.only not in ("all", "wrong", "unsolved"):
-        raise ReasonForgeError(f"train_subset.only: must be 'all', 'wrong' or 'unsolved', got {subset.only!r}")
+    if subset.only not in QUESTION_FILTERS:
+        raise ReasonForgeError(f"train_subset.only: must be one of {', '.join(QUESTION_FILTERS)}, got {subset.only!r}")
     if subset.from_file is None and subset.only != "all":
         raise ReasonForgeError("train_subset.only: needs train_subset.from_file")
     if subset.from_file is not None and (subset.size is not None or subset.indices is not None):
@@ -257,6 +262,7 @@ def _check_subsets(config:RunConfig):
             raise ReasonForgeError(f"{section}.indices: must be a list of question indices "
                                    f"(integers >= 0), got {indices!r}")
 
+# %% ../nbs/13a_config.ipynb #bf12e090
 def _check_config(config:RunConfig):
     "Raise `ReasonForgeError` for what a single value's type and range cannot say."
     for check in (_check_names, _check_engine, _check_training, _check_subsets): check(config)
